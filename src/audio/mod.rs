@@ -1,0 +1,94 @@
+//! Audio input: WAV and PhysioNet WFDB decoding, mono mixdown, resampling, normalisation.
+
+pub mod resample;
+pub mod wav;
+pub mod wfdb;
+
+use std::path::{Path, PathBuf};
+
+/// Decoded mono audio at its native rate.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// Mono samples (multi-channel files are averaged), nominally in `[-1, 1]`.
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    /// Channels in the file before mixdown.
+    pub channels: u16,
+    /// Problems that were recovered from (e.g. an unfinalised header).
+    pub warnings: Vec<String>,
+}
+
+impl Decoded {
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An [`AudioError`] with the file it came from: displays as one line, `FILE: reason`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", path.display())]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub error: AudioError,
+}
+
+/// Largest file read into memory (2 GiB): anything bigger is not a plausible recording.
+const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// Reads a WAV file or a WFDB record (`.hea`, or a `.dat` with its header beside it).
+pub fn load(path: &Path) -> Result<Decoded, LoadError> {
+    let err = |error| LoadError { path: path.to_path_buf(), error };
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let header = match ext.as_deref() {
+        Some("hea") => Some(path.to_path_buf()),
+        Some("dat") => Some(path.with_extension("hea")),
+        _ => None,
+    };
+    let decoded = if let Some(header) = header {
+        wfdb::load(&header).map_err(err)?
+    } else {
+        let meta = std::fs::metadata(path).map_err(|e| err(AudioError::Io(e)))?;
+        if meta.is_dir() {
+            return Err(err(AudioError::Invalid("is a directory".into())));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(err(AudioError::Invalid(format!("{} bytes is too large for a recording", meta.len()))));
+        }
+        let bytes = std::fs::read(path).map_err(|e| err(AudioError::Io(e)))?;
+        wav::decode(&bytes).map_err(err)?
+    };
+    if decoded.samples.is_empty() {
+        return Err(err(AudioError::Invalid("no audio samples".into())));
+    }
+    Ok(decoded)
+}
+
+/// Zero mean, unit RMS: recordings differ in gain and DC offset by device, not by class.
+pub fn normalize(samples: &mut [f32]) {
+    if samples.is_empty() {
+        return;
+    }
+    let mean = samples.iter().map(|&v| v as f64).sum::<f64>() / samples.len() as f64;
+    let var = samples.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / samples.len() as f64;
+    let scale = if var > 1e-16 { 1.0 / var.sqrt() } else { 1.0 };
+    for v in samples.iter_mut() {
+        *v = ((*v as f64 - mean) * scale) as f32;
+    }
+}
+
+/// Loads `path`, resamples it to `rate` and normalises it: what the model sees.
+pub fn load_for_model(path: &Path, rate: u32) -> Result<(Vec<f32>, Decoded), LoadError> {
+    let decoded = load(path)?;
+    let mut samples = resample::resample(&decoded.samples, decoded.sample_rate, rate)
+        .map_err(|e| LoadError { path: path.to_path_buf(), error: AudioError::Invalid(e) })?;
+    normalize(&mut samples);
+    Ok((samples, decoded))
+}

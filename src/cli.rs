@@ -1,0 +1,382 @@
+//! Command line: `iconnet predict | train | card | filters`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::backend::{self, BackendChoice};
+use crate::explain;
+use crate::model::checkpoint::{self, ModelCard};
+use crate::model::{IConNet, ModelConfig, PoolingKind};
+use crate::train::dataset::{self, Example};
+use crate::train::trainer::{self, TrainOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "iconnet", version, about = "IConNet Studio: see what an audio model hears")]
+pub struct Cli {
+    /// Compute backend: auto (wgpu on a real GPU, else flex), flex (CPU) or wgpu.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Classify recordings (WAV or PhysioNet .hea): probabilities, top class, attention.
+    Predict(PredictArgs),
+    /// Train a model on a labelled folder, validating on held-out speakers/records.
+    Train(TrainArgs),
+    /// Print a checkpoint's model card (JSON).
+    Card { model: String },
+    /// List a model's learned filters: band edges in Hz, drift from initialisation (CSV).
+    Filters { model: String },
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Recordings to classify.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Bundled model name or checkpoint path (default: the first bundled model found).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Print one JSON array with an object per file.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Data folder (PhysioNet REFERENCE.csv, FSDD, RAVDESS, CREMA-D, or a folder per class).
+    pub data: PathBuf,
+    /// Architecture: m13, w456, logmel, mfcc, tiny.
+    #[arg(long, default_value = "m13")]
+    pub arch: String,
+    /// Pooling over time: attention or mean.
+    #[arg(long, default_value = "attention")]
+    pub pooling: PoolingKind,
+    /// Where to write the best checkpoint.
+    #[arg(long, short, default_value = "model.iconnet")]
+    pub out: PathBuf,
+    /// Model sample rate in Hz (default: the data's, from its first file).
+    #[arg(long)]
+    pub sample_rate: Option<u32>,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Training crop length in seconds (evaluation always uses whole recordings).
+    #[arg(long, default_value_t = 1.0)]
+    pub crop_seconds: f64,
+    /// Peak learning rate of the one-cycle schedule.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Global gradient-norm clip.
+    #[arg(long, default_value_t = 1.0)]
+    pub clip_norm: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Groups (speakers/actors/records) held out as the test set, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub holdout: Vec<String>,
+    /// Fraction of the remaining examples (whole groups) used for validation.
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    /// Keep/rename classes: `a,b,c` or `from=to,...`.
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Use only these groups (comma separated), e.g. for a quick subset.
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Use at most this many examples per class and group.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Directory of the bundled models.
+pub fn bundled_models_dir() -> PathBuf {
+    std::env::var_os("ICONNET_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets"))
+        .join("models")
+}
+
+/// Bundled models in preference order (heart first).
+pub const BUNDLED: &[&str] = &["heart", "emotion", "digits"];
+
+/// Resolves `--model`: an existing path, or the name of a bundled model.
+pub fn resolve_model(name: Option<&str>) -> Result<PathBuf, String> {
+    let dir = bundled_models_dir();
+    match name {
+        Some(n) if Path::new(n).is_file() => Ok(PathBuf::from(n)),
+        Some(n) => {
+            let p = dir.join(format!("{n}.iconnet"));
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!("{n}: no such checkpoint file and no bundled model of that name in {}", dir.display()))
+            }
+        }
+        None => BUNDLED
+            .iter()
+            .map(|n| dir.join(format!("{n}.iconnet")))
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("no bundled trained model in {}; pass --model PATH", dir.display())),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Some(Command::Predict(args)) => predict(args, cli.backend),
+        Some(Command::Train(args)) => train(args, cli.backend),
+        Some(Command::Card { model }) => card(&model),
+        Some(Command::Filters { model }) => filters(&model),
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn load_model(name: Option<&str>, choice: BackendChoice) -> Result<(IConNet, ModelCard, PathBuf, String), String> {
+    let path = resolve_model(name)?;
+    let backend = backend::select(choice)?;
+    let (model, card) = checkpoint::load(&path, &backend.device).map_err(|e| e.to_string())?;
+    Ok((model, card, path, backend.description))
+}
+
+fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
+    let (model, card, path, backend) = load_model(args.model.as_deref(), choice)?;
+    if !args.json {
+        eprintln!("model {} ({}), backend {backend}", card.name, path.display());
+    }
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for file in &args.files {
+        match crate::audio::load_for_model(file, model.config.sample_rate) {
+            Ok((samples, decoded)) => {
+                let a = explain::analyse(&model, &samples);
+                for w in &decoded.warnings {
+                    eprintln!("warning: {}: {w}", file.display());
+                }
+                if args.json {
+                    let probabilities: serde_json::Map<String, Value> = a
+                        .classes
+                        .iter()
+                        .zip(&a.probabilities)
+                        .map(|(c, p)| (c.clone(), json!(p)))
+                        .collect();
+                    results.push(json!({
+                        "file": file.display().to_string(),
+                        "model": card.name,
+                        "top_class": a.classes[a.top_class],
+                        "probabilities": probabilities,
+                        "attention": { "times_s": a.times_s, "weights": a.attention },
+                    }));
+                } else {
+                    let probs: Vec<String> = a
+                        .classes
+                        .iter()
+                        .zip(&a.probabilities)
+                        .map(|(c, p)| format!("{c} {p:.3}"))
+                        .collect();
+                    println!("{}: {} ({:.1} %)  [{}]", file.display(), a.classes[a.top_class], 100.0 * a.probabilities[a.top_class], probs.join(", "));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                if args.json {
+                    results.push(json!({ "file": file.display().to_string(), "error": e.error.to_string() }));
+                } else {
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?);
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn card(model: &str) -> Result<i32, String> {
+    let path = resolve_model(Some(model))?;
+    let (_, card) = checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
+    println!("{}", serde_json::to_string_pretty(&card).map_err(|e| e.to_string())?);
+    Ok(0)
+}
+
+fn filters(model: &str) -> Result<i32, String> {
+    let path = resolve_model(Some(model))?;
+    let (model, _) = checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
+    println!("block,filter,channel,f_low_hz,f_high_hz,centre_hz,bandwidth_hz,init_f_low_hz,init_f_high_hz,drift_hz,window");
+    for f in explain::filters(&model) {
+        let w: Vec<String> = f.window.iter().map(|v| format!("{v:.4}")).collect();
+        println!(
+            "{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{}",
+            f.block, f.filter, f.channel, f.f_low_hz, f.f_high_hz, f.centre_hz(), f.bandwidth_hz(),
+            f.init_f_low_hz, f.init_f_high_hz, f.drift_hz(), w.join(" ")
+        );
+    }
+    Ok(0)
+}
+
+fn subset(mut examples: Vec<Example>, groups: &[String], limit: Option<usize>) -> Vec<Example> {
+    if !groups.is_empty() {
+        examples.retain(|e| groups.contains(&e.group));
+    }
+    if let Some(limit) = limit {
+        let mut counts = std::collections::HashMap::new();
+        examples.retain(|e| {
+            let c = counts.entry((e.group.clone(), e.label)).or_insert(0usize);
+            *c += 1;
+            *c <= limit
+        });
+    }
+    examples
+}
+
+fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
+    let mut data = dataset::discover(&args.data)?;
+    if let Some(spec) = &args.classes {
+        data = data.map_classes(spec)?;
+    }
+    let examples = subset(data.examples.clone(), &args.groups, args.limit);
+    let groups: std::collections::BTreeSet<&str> = examples.iter().map(|e| e.group.as_str()).collect();
+    for h in &args.holdout {
+        if !groups.contains(h.as_str()) {
+            return Err(format!("--holdout: no group '{h}' in the data"));
+        }
+    }
+    let (test, rest): (Vec<Example>, Vec<Example>) = examples.into_iter().partition(|e| args.holdout.contains(&e.group));
+    let (train_ex, val_ex) = dataset::split_groups(&rest, args.val_fraction, args.seed);
+    let group_list = |ex: &[Example]| {
+        let mut g: Vec<String> = ex.iter().map(|e| e.group.clone()).collect();
+        g.sort();
+        g.dedup();
+        g
+    };
+    let sample_rate = match args.sample_rate {
+        Some(r) => r,
+        None => crate::audio::load(&train_ex.first().ok_or("no training examples")?.path)
+            .map_err(|e| e.to_string())?
+            .sample_rate,
+    };
+    let config = ModelConfig::named(&args.arch, sample_rate, data.classes.clone(), args.pooling)?;
+    let backend = backend::select(choice)?;
+    eprintln!(
+        "{} layout, {} classes; train {} ({} groups), validation {} ({} groups: {}), test {} ({})",
+        data.layout,
+        data.classes.len(),
+        train_ex.len(),
+        group_list(&train_ex).len(),
+        val_ex.len(),
+        group_list(&val_ex).len(),
+        group_list(&val_ex).join(","),
+        test.len(),
+        if args.holdout.is_empty() { "none".into() } else { args.holdout.join(",") }
+    );
+    eprintln!("model {} at {sample_rate} Hz, backend {}", args.arch, backend.description);
+    let (train_clips, e1) = trainer::load_clips(&train_ex, sample_rate);
+    let (val_clips, e2) = trainer::load_clips(&val_ex, sample_rate);
+    let (test_clips, e3) = trainer::load_clips(&test, sample_rate);
+    for e in e1.iter().chain(&e2).chain(&e3) {
+        eprintln!("skipped: {e}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Ctrl-C finishes the current step; the best checkpoint on disk is always complete.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: stopping after this step (Ctrl-C again to quit now)");
+        });
+    }
+    let options = TrainOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size.max(1),
+        crop_seconds: args.crop_seconds,
+        max_lr: args.lr,
+        weight_decay: args.weight_decay,
+        clip_norm: args.clip_norm,
+        seed: args.seed,
+        out: args.out.clone(),
+        show_progress: !args.quiet,
+    };
+    let command: Vec<String> = std::env::args().collect();
+    let name = args.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let training_info = |extra: Vec<(&str, Value)>| {
+        let mut info: std::collections::BTreeMap<String, Value> = [
+            ("data", json!(args.data.display().to_string())),
+            ("layout", json!(data.layout)),
+            ("command", json!(command.join(" "))),
+            ("seed", json!(args.seed)),
+            ("epochs", json!(args.epochs)),
+            ("batch_size", json!(args.batch_size)),
+            ("crop_seconds", json!(args.crop_seconds)),
+            ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
+            ("train_groups", json!(group_list(&train_ex))),
+            ("validation_groups", json!(group_list(&val_ex))),
+            ("test_groups", json!(args.holdout)),
+            ("protocol", json!("split by group (speaker/actor/record): test groups never seen in training; checkpoint chosen by validation UAR on separate groups")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            info.insert(k.to_string(), v);
+        }
+        info
+    };
+    let make_card = |m: &IConNet| {
+        let mut c = ModelCard::new(&name, m);
+        c.training = training_info(vec![]);
+        c
+    };
+    let report = trainer::train(&config, &train_clips, &val_clips, &options, make_card, &backend.device, stop)?;
+    eprintln!(
+        "best epoch {} (validation {}), {:.1} samples/s, {:.0} s{}",
+        report.best_epoch,
+        report.best_validation.summary(),
+        report.samples_per_second,
+        report.seconds,
+        if report.interrupted { ", interrupted" } else { "" }
+    );
+    // Re-open the best checkpoint, test it on the held-out groups, and record the figures.
+    let (best, mut card) = checkpoint::load(&args.out, &backend.device).map_err(|e| e.to_string())?;
+    card.metrics.insert("validation".into(), json!(report.best_validation));
+    card.training = training_info(vec![
+        ("best_epoch", json!(report.best_epoch)),
+        ("samples_per_second", json!(report.samples_per_second)),
+        ("train_seconds", json!(report.seconds)),
+        ("backend", json!(backend.description)),
+    ]);
+    if !test_clips.is_empty() {
+        let metrics = trainer::evaluate(&best, &test_clips);
+        println!("held-out test ({}): {}", args.holdout.join(","), metrics.summary());
+        card.metrics.insert("test".into(), json!(metrics));
+    }
+    checkpoint::save(&best, &card, &args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(0)
+}

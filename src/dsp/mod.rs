@@ -1,0 +1,5 @@
+//! Signal processing on the CPU: kernel math, FFT band-energy op, spectral baselines.
+
+pub mod fftconv;
+pub mod kernel;
+pub mod spectral;

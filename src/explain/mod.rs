@@ -1,0 +1,133 @@
+//! What the app and reports draw, as plain Rust data: filters (bands in Hz, kernels, responses,
+//! drift) and per-recording analyses (probabilities, attention over time, band energies).
+
+use burn::tensor::activation::softmax;
+
+use crate::dsp::kernel::{bandpass_kernel, generalized_cosine_window, magnitude_response_db};
+use crate::model::{AudioBatch, IConNet};
+
+/// One learned filter of one block (for a multi-channel block: one input channel's kernel).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FilterInfo {
+    pub block: usize,
+    pub filter: usize,
+    pub channel: usize,
+    /// Rate the block runs at (input rate divided by earlier strides).
+    pub sample_rate_hz: f64,
+    pub f_low_hz: f64,
+    pub f_high_hz: f64,
+    pub init_f_low_hz: f64,
+    pub init_f_high_hz: f64,
+    pub window: Vec<f64>,
+    pub init_window: Vec<f64>,
+}
+
+impl FilterInfo {
+    pub fn centre_hz(&self) -> f64 {
+        (self.f_low_hz + self.f_high_hz) / 2.0
+    }
+    pub fn bandwidth_hz(&self) -> f64 {
+        self.f_high_hz - self.f_low_hz
+    }
+    /// Mean absolute movement of the two band edges since initialisation, Hz.
+    pub fn drift_hz(&self) -> f64 {
+        ((self.f_low_hz - self.init_f_low_hz).abs() + (self.f_high_hz - self.init_f_high_hz).abs()) / 2.0
+    }
+    /// Window samples `w[k]`.
+    pub fn window_samples(&self, taps: usize) -> Vec<f64> {
+        generalized_cosine_window(&self.window, taps)
+    }
+    /// Kernel taps, recomputed in f64 from the learned parameters.
+    pub fn kernel(&self, taps: usize) -> Vec<f64> {
+        let w = self.window_samples(taps);
+        bandpass_kernel(self.f_low_hz / self.sample_rate_hz, self.f_high_hz / self.sample_rate_hz, &w)
+    }
+    /// `(frequency Hz, |H(f)| dB)` at `n_points` frequencies from 0 to Nyquist.
+    pub fn frequency_response(&self, taps: usize, n_points: usize) -> (Vec<f64>, Vec<f64>) {
+        let db = magnitude_response_db(&self.kernel(taps), n_points);
+        let hz = (0..n_points)
+            .map(|i| i as f64 / (n_points.max(2) - 1) as f64 * self.sample_rate_hz / 2.0)
+            .collect();
+        (hz, db)
+    }
+}
+
+/// All filters of every FIR block, block by block, filter-major.
+pub fn filters(model: &IConNet) -> Vec<FilterInfo> {
+    let mut out = Vec::new();
+    let mut rate = model.config.sample_rate as f64;
+    for (b, block) in model.blocks.iter().enumerate() {
+        let bank = &block.bank;
+        let (bands, init) = (bank.bands(), bank.initial_bands());
+        let (windows, init_windows) = (bank.window_coefficients(), bank.initial_window_coefficients());
+        for i in 0..bands.len() {
+            out.push(FilterInfo {
+                block: b,
+                filter: i / bank.in_channels,
+                channel: i % bank.in_channels,
+                sample_rate_hz: rate,
+                f_low_hz: bands[i].f_low * rate,
+                f_high_hz: bands[i].f_high * rate,
+                init_f_low_hz: init[i].f_low * rate,
+                init_f_high_hz: init[i].f_high * rate,
+                window: windows[i].clone(),
+                init_window: init_windows[i].clone(),
+            });
+        }
+        rate /= block.stride as f64;
+    }
+    out
+}
+
+/// The model's view of one recording.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Analysis {
+    pub classes: Vec<String>,
+    pub probabilities: Vec<f32>,
+    pub top_class: usize,
+    /// Pooling weights per frame (sum to 1).
+    pub attention: Vec<f32>,
+    /// Centre of each frame in seconds.
+    pub times_s: Vec<f64>,
+    /// Seconds per frame.
+    pub frame_s: f64,
+    /// First block's band energies `[filters][frames_1]` (NLReLU), if a FIR front-end.
+    pub band_energy: Option<Vec<Vec<f32>>>,
+    pub band_energy_frame_s: f64,
+}
+
+/// Runs `model` on one normalised clip at the model's rate.
+pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
+    let config = &model.config;
+    let batch = AudioBatch::from_clips(&[samples], config.min_samples());
+    let out = model.forward(&batch);
+    let probabilities: Vec<f32> = softmax(out.logits, 1).into_data().try_to_vec().expect("f32");
+    let valid = out.valid_frames[0];
+    let attention: Vec<f32> = out.attention.into_data().try_to_vec::<f32>().expect("f32")[..valid].to_vec();
+    let stride = config.total_stride() as f64;
+    let rate = config.sample_rate as f64;
+    let times_s = (0..valid).map(|t| (t as f64 + 0.5) * stride / rate).collect();
+    let first_stride = model.blocks.first().map(|b| b.stride).unwrap_or(1) as f64;
+    let band_energy = out.band_energy.map(|e| {
+        let [_, h, t] = e.dims();
+        let frames = (samples.len() / first_stride as usize).min(t);
+        let v: Vec<f32> = e.into_data().try_to_vec().expect("f32");
+        (0..h).map(|i| v[i * t..i * t + frames].to_vec()).collect()
+    });
+    let top_class = probabilities
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    Analysis {
+        classes: config.classes.clone(),
+        probabilities,
+        top_class,
+        attention,
+        times_s,
+        frame_s: stride / rate,
+        band_energy,
+        band_energy_frame_s: first_stride / rate,
+    }
+}

@@ -1,0 +1,10 @@
+//! IConNet Studio: interpretable raw-waveform CNNs (Vu et al. 2024, arXiv 2405.01815) for heart
+//! sounds and speech, with the views that show what the model hears.
+
+pub mod audio;
+pub mod backend;
+pub mod cli;
+pub mod dsp;
+pub mod explain;
+pub mod model;
+pub mod train;

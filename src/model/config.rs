@@ -1,0 +1,258 @@
+//! Model configurations, saved verbatim in every checkpoint's model card.
+
+use serde::{Deserialize, Serialize};
+
+/// One FIR band-pass block (see `../shared/design/model.md` §1–2).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FirBlockConfig {
+    /// Number of band-pass filters `H`.
+    pub filters: usize,
+    /// Input channels the filters read (1 for the waveform; the previous block's filters after).
+    pub in_channels: usize,
+    /// Kernel length `K` (odd).
+    pub taps: usize,
+    /// Average-pool window and stride `s`.
+    pub stride: usize,
+    /// Generalized-cosine window terms `P`.
+    pub window_terms: usize,
+    /// Multi-resolution mel groups `R` for the initial bands.
+    pub mel_groups: usize,
+    /// Learn `f_low` and bandwidth (false: fixed mel bands, only the window learns).
+    pub learn_bands: bool,
+    /// One window shared by every filter of the block.
+    pub shared_window: bool,
+    /// Smallest bandwidth, cycles/sample; keeps every band open so gradients never vanish.
+    pub min_bandwidth: f64,
+}
+
+/// What turns the waveform into a feature map `[batch, channels, frames]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FrontEndConfig {
+    /// Learned FIR band-pass blocks (IConNet).
+    Fir { blocks: Vec<FirBlockConfig> },
+    /// Log-Mel spectrogram baseline.
+    LogMel { n_fft: usize, hop: usize, n_mels: usize },
+    /// MFCC baseline (DCT-II of the log-Mel spectrogram).
+    Mfcc { n_fft: usize, hop: usize, n_mels: usize, n_mfcc: usize },
+}
+
+/// Pooling over time.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolingKind {
+    /// Mean over valid frames (the paper).
+    Mean,
+    /// Additive attention over valid frames; its weights are the heatmap.
+    Attention,
+}
+
+impl std::str::FromStr for PoolingKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mean" => Ok(Self::Mean),
+            "attention" => Ok(Self::Attention),
+            other => Err(format!("unknown pooling '{other}' (expected mean or attention)")),
+        }
+    }
+}
+
+/// A whole model: front-end, pooling and the paper's head.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Architecture name (`m13`, `w456`, `logmel`, `mfcc`, `tiny`).
+    pub arch: String,
+    /// Rate the model runs at; inputs are resampled to it.
+    pub sample_rate: u32,
+    /// Class names, index = logit.
+    pub classes: Vec<String>,
+    pub front_end: FrontEndConfig,
+    pub pooling: PoolingKind,
+    /// Attention hidden size.
+    pub attention_dim: usize,
+    /// Head hidden sizes: LayerNorm -> Linear per entry.
+    pub head_hidden: Vec<usize>,
+    pub dropout: f64,
+}
+
+/// Architectures [`ModelConfig::named`] knows.
+pub const ARCHITECTURES: &[&str] = &["m13", "w456", "logmel", "mfcc", "tiny"];
+
+impl ModelConfig {
+    /// A named architecture for `classes` at `sample_rate` Hz.
+    pub fn named(
+        arch: &str,
+        sample_rate: u32,
+        classes: Vec<String>,
+        pooling: PoolingKind,
+    ) -> Result<Self, String> {
+        let fir = |filters, in_channels, taps, stride, window_terms, mel_groups, learn_bands| {
+            FirBlockConfig {
+                filters,
+                in_channels,
+                taps,
+                stride,
+                window_terms,
+                mel_groups,
+                learn_bands,
+                shared_window: !learn_bands,
+                min_bandwidth: 1.0 / taps as f64,
+            }
+        };
+        let (front_end, head_hidden) = match arch {
+            "m13" => (
+                FrontEndConfig::Fir {
+                    blocks: vec![fir(128, 1, 511, 8, 2, 4, true), fir(32, 128, 127, 2, 9, 4, true)],
+                },
+                vec![256, 256],
+            ),
+            "w456" => (
+                FrontEndConfig::Fir { blocks: vec![fir(456, 1, 511, 16, 2, 1, false)] },
+                vec![312, 312],
+            ),
+            "tiny" => (
+                FrontEndConfig::Fir {
+                    blocks: vec![fir(8, 1, 31, 4, 2, 2, true), fir(4, 8, 15, 2, 3, 2, true)],
+                },
+                vec![16],
+            ),
+            "logmel" => (FrontEndConfig::LogMel { n_fft: 512, hop: 128, n_mels: 64 }, vec![256, 256]),
+            "mfcc" => (
+                FrontEndConfig::Mfcc { n_fft: 512, hop: 128, n_mels: 64, n_mfcc: 40 },
+                vec![256, 256],
+            ),
+            other => {
+                return Err(format!(
+                    "unknown architecture '{other}' (expected one of {})",
+                    ARCHITECTURES.join(", ")
+                ));
+            }
+        };
+        let config = Self {
+            arch: arch.to_string(),
+            sample_rate,
+            classes,
+            front_end,
+            pooling,
+            attention_dim: 64,
+            head_hidden,
+            dropout: 0.1,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the invariants the model code relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.classes.len() < 2 {
+            return Err(format!("a classifier needs at least 2 classes, got {}", self.classes.len()));
+        }
+        if self.sample_rate < 100 {
+            return Err(format!("sample rate {} Hz is too low", self.sample_rate));
+        }
+        match &self.front_end {
+            FrontEndConfig::Fir { blocks } => {
+                if blocks.is_empty() {
+                    return Err("a FIR front-end needs at least one block".into());
+                }
+                for (i, b) in blocks.iter().enumerate() {
+                    if b.taps % 2 == 0 || b.taps < 3 {
+                        return Err(format!("block {i}: kernel length {} must be odd and >= 3", b.taps));
+                    }
+                    if b.filters == 0 || b.stride == 0 || b.window_terms == 0 {
+                        return Err(format!("block {i}: filters, stride and window terms must be > 0"));
+                    }
+                    let expected_in = if i == 0 { 1 } else { blocks[i - 1].filters };
+                    if b.in_channels != expected_in {
+                        return Err(format!(
+                            "block {i}: reads {} channels but the previous stage gives {expected_in}",
+                            b.in_channels
+                        ));
+                    }
+                }
+            }
+            FrontEndConfig::LogMel { n_fft, hop, n_mels }
+            | FrontEndConfig::Mfcc { n_fft, hop, n_mels, .. } => {
+                if *n_fft < 16 || *hop == 0 || *n_mels == 0 || *n_mels > n_fft / 2 {
+                    return Err("spectral front-end: need n_fft >= 16, hop > 0, 0 < n_mels <= n_fft/2".into());
+                }
+                if let FrontEndConfig::Mfcc { n_mfcc, .. } = &self.front_end
+                    && (*n_mfcc == 0 || n_mfcc > n_mels)
+                {
+                    return Err("MFCC: need 0 < n_mfcc <= n_mels".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Input samples per output frame.
+    pub fn total_stride(&self) -> usize {
+        match &self.front_end {
+            FrontEndConfig::Fir { blocks } => blocks.iter().map(|b| b.stride).product(),
+            FrontEndConfig::LogMel { hop, .. } | FrontEndConfig::Mfcc { hop, .. } => *hop,
+        }
+    }
+
+    /// Input samples that influence one output frame.
+    pub fn receptive_field(&self) -> usize {
+        match &self.front_end {
+            FrontEndConfig::Fir { blocks } => {
+                let mut field = 1;
+                let mut step = 1;
+                for b in blocks {
+                    field += (b.taps - 1) * step;
+                    field += (b.stride - 1) * step;
+                    step *= b.stride;
+                }
+                field
+            }
+            FrontEndConfig::LogMel { n_fft, .. } | FrontEndConfig::Mfcc { n_fft, .. } => *n_fft,
+        }
+    }
+
+    /// Channels of the feature map fed to pooling.
+    pub fn feature_channels(&self) -> usize {
+        match &self.front_end {
+            // Every block stacks the pooled input channels with its own filters.
+            FrontEndConfig::Fir { blocks } => 1 + blocks.iter().map(|b| b.filters).sum::<usize>(),
+            FrontEndConfig::LogMel { n_mels, .. } => *n_mels,
+            FrontEndConfig::Mfcc { n_mfcc, .. } => *n_mfcc,
+        }
+    }
+
+    /// Shortest input (samples) that yields at least one frame.
+    pub fn min_samples(&self) -> usize {
+        match &self.front_end {
+            FrontEndConfig::Fir { .. } => self.total_stride(),
+            FrontEndConfig::LogMel { n_fft, .. } | FrontEndConfig::Mfcc { n_fft, .. } => *n_fft,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn m13_shapes_match_the_paper() {
+        let c = ModelConfig::named("m13", 16000, vec!["a".into(), "b".into()], PoolingKind::Mean).unwrap();
+        assert_eq!(c.total_stride(), 16);
+        assert_eq!(c.feature_channels(), 161);
+        let w = ModelConfig::named("w456", 2000, vec!["a".into(), "b".into()], PoolingKind::Mean).unwrap();
+        assert_eq!(w.feature_channels(), 457);
+        assert_eq!(w.total_stride(), 16);
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        assert!(ModelConfig::named("m13", 16000, vec!["a".into()], PoolingKind::Mean).is_err());
+        assert!(ModelConfig::named("nope", 16000, vec!["a".into(), "b".into()], PoolingKind::Mean).is_err());
+        let mut c = ModelConfig::named("m13", 16000, vec!["a".into(), "b".into()], PoolingKind::Mean).unwrap();
+        if let FrontEndConfig::Fir { blocks } = &mut c.front_end {
+            blocks[0].taps = 510;
+        }
+        assert!(c.validate().is_err());
+    }
+}

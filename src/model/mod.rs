@@ -1,0 +1,11 @@
+//! The IConNet model in burn: configurations, FIR front-end, pooling, head, checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod fir_bank;
+pub mod head;
+pub mod network;
+pub mod pooling;
+
+pub use config::{FirBlockConfig, FrontEndConfig, ModelConfig, PoolingKind};
+pub use network::{AudioBatch, Forward, IConNet};

@@ -1,0 +1,259 @@
+//! `IConNet`: front-end -> pooling over time -> head, with an exact backward pass through the
+//! CPU FFT band-energy op.
+
+use burn::module::{Module, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::{Bool, Device, Gradients, Tensor, TensorData};
+
+use super::config::{FrontEndConfig, ModelConfig};
+use super::fir_bank::FirBank;
+use super::head::Head;
+use super::pooling::TemporalPooling;
+use crate::dsp::fftconv::{BandEnergySaved, BandEnergyShape, band_energy_backward, band_energy_forward};
+use crate::dsp::spectral;
+
+/// One FIR block: band-pass bank -> rectify -> average-pool (stride) -> NLReLU -> stack.
+#[derive(Module, Debug)]
+pub struct FirBlock {
+    pub bank: FirBank,
+    pub stride: usize,
+}
+
+/// Padded mono clips, `[batch, time]` row-major, with each clip's true length.
+#[derive(Clone, Debug)]
+pub struct AudioBatch {
+    pub samples: Vec<f32>,
+    pub batch: usize,
+    pub time: usize,
+    pub lengths: Vec<usize>,
+}
+
+impl AudioBatch {
+    /// Zero-pads `clips` to the longest (and at least `min_time` samples).
+    pub fn from_clips(clips: &[&[f32]], min_time: usize) -> Self {
+        let time = clips.iter().map(|c| c.len()).max().unwrap_or(0).max(min_time).max(1);
+        let mut samples = vec![0f32; clips.len() * time];
+        for (row, clip) in samples.chunks_mut(time).zip(clips) {
+            row[..clip.len()].copy_from_slice(clip);
+        }
+        Self { samples, batch: clips.len(), time, lengths: clips.iter().map(|c| c.len()).collect() }
+    }
+}
+
+/// What one block's band-energy op must keep for the backward pass.
+pub struct TapeEntry {
+    block: usize,
+    saved: BandEnergySaved,
+    /// Leaf holding the pooled band energies `[B, H, T']`; its gradient drives the CPU backward.
+    energy: Tensor<3>,
+}
+
+/// Result of a forward pass.
+pub struct Forward {
+    /// `[batch, classes]`.
+    pub logits: Tensor<2>,
+    /// Pooling weights `[batch, frames]` (uniform over valid frames for mean pooling).
+    pub attention: Tensor<2>,
+    /// First block's NLReLU band energies `[batch, filters, frames_1]` (FIR front-ends only).
+    pub band_energy: Option<Tensor<3>>,
+    /// Valid frames per clip.
+    pub valid_frames: Vec<usize>,
+    /// Needed by [`IConNet::backward`]; empty unless the forward ran on an autodiff device.
+    pub tape: Vec<TapeEntry>,
+}
+
+/// The whole model.
+#[derive(Module, Debug)]
+pub struct IConNet {
+    pub blocks: Vec<FirBlock>,
+    pub pooling: TemporalPooling,
+    pub head: Head,
+    #[module(skip)]
+    pub config: ModelConfig,
+}
+
+impl IConNet {
+    /// A freshly initialised model (mel bands, Hann windows, default head init).
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        let blocks = match &config.front_end {
+            FrontEndConfig::Fir { blocks } => blocks
+                .iter()
+                .map(|b| FirBlock {
+                    bank: FirBank::new(b, config.sample_rate as f64, device),
+                    stride: b.stride,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let channels = config.feature_channels();
+        Self {
+            blocks,
+            pooling: TemporalPooling::new(config.pooling, channels, config.attention_dim, device),
+            head: Head::new(channels, &config.head_hidden, config.classes.len(), config.dropout, device),
+            config: config.clone(),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        self.head.output.weight.val().device()
+    }
+
+    /// Forward pass. On an autodiff device the returned tape lets [`Self::backward`] reach the
+    /// filter parameters.
+    pub fn forward(&self, batch: &AudioBatch) -> Forward {
+        let device = self.device();
+        let track = device.is_autodiff();
+        let (features, band_energy, tape) = match &self.config.front_end {
+            FrontEndConfig::Fir { .. } => self.fir_features(batch, &device, track),
+            FrontEndConfig::LogMel { n_fft, hop, n_mels } => {
+                (self.spectral_features(batch, &device, *n_mels, |x| {
+                    spectral::log_mel(x, *n_fft, *hop, *n_mels, self.config.sample_rate as f64)
+                }), None, Vec::new())
+            }
+            FrontEndConfig::Mfcc { n_fft, hop, n_mels, n_mfcc } => {
+                (self.spectral_features(batch, &device, *n_mfcc, |x| {
+                    spectral::mfcc(x, *n_fft, *hop, *n_mels, *n_mfcc, self.config.sample_rate as f64)
+                }), None, Vec::new())
+            }
+        };
+        let [b, _, frames] = features.dims();
+        let stride = self.config.total_stride();
+        let valid_frames: Vec<usize> = batch
+            .lengths
+            .iter()
+            .map(|&len| (len / stride).clamp(1, frames.max(1)))
+            .collect();
+        let padding: Vec<bool> = valid_frames
+            .iter()
+            .flat_map(|&v| (0..frames).map(move |t| t >= v))
+            .collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, frames]), &device);
+        let (pooled, attention) = self.pooling.forward(features, padding);
+        Forward { logits: self.head.forward(pooled), attention, band_energy, valid_frames, tape }
+    }
+
+    fn fir_features(
+        &self,
+        batch: &AudioBatch,
+        device: &Device,
+        track: bool,
+    ) -> (Tensor<3>, Option<Tensor<3>>, Vec<TapeEntry>) {
+        let (b, mut time) = (batch.batch, batch.time);
+        let mut conv_input = batch.samples.clone();
+        let mut stacked = Tensor::<3>::from_data(TensorData::new(batch.samples.clone(), [b, 1, time]), device);
+        let mut tape = Vec::new();
+        let mut first_energy = None;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let bank = &block.bank;
+            let shape = BandEnergyShape {
+                batch: b,
+                in_channels: bank.in_channels,
+                time,
+                filters: bank.filters,
+                taps: bank.taps,
+                stride: block.stride,
+            };
+            let kernels: Vec<f32> = bank.kernels().into_data().try_to_vec().expect("f32 kernels");
+            let (energy, saved) = band_energy_forward(&conv_input, &kernels, shape, track);
+            time = shape.out_time();
+            let mut energy = Tensor::<3>::from_data(TensorData::new(energy, [b, bank.filters, time]), device);
+            if track {
+                energy = energy.require_grad();
+            }
+            let features = nlrelu(energy.clone());
+            stacked = Tensor::cat(vec![avg_pool_time(stacked, block.stride), features.clone()], 1);
+            if let Some(saved) = saved {
+                tape.push(TapeEntry { block: i, saved, energy });
+            }
+            if i == 0 {
+                first_energy = Some(features.clone());
+            }
+            if i + 1 < self.blocks.len() {
+                conv_input = features.into_data().try_to_vec().expect("f32 features");
+            }
+        }
+        (stacked, first_energy, tape)
+    }
+
+    fn spectral_features(
+        &self,
+        batch: &AudioBatch,
+        device: &Device,
+        channels: usize,
+        features: impl Fn(&[f32]) -> Vec<f32>,
+    ) -> Tensor<3> {
+        let frames = batch.time / self.config.total_stride();
+        let data: Vec<f32> = batch.samples.chunks(batch.time).flat_map(features).collect();
+        Tensor::<3>::from_data(TensorData::new(data, [batch.batch, channels, frames]), device)
+    }
+
+    /// Backward pass of `loss` through the head, the pooling and every FIR block (a forward of
+    /// the same batch made `tape`). Returns gradients for every trainable parameter.
+    pub fn backward(&self, loss: Tensor<1>, tape: Vec<TapeEntry>) -> GradientsParams {
+        let grads = loss.backward();
+        let mut pending: Vec<Option<Tensor<3>>> = tape.iter().map(|e| e.energy.grad(&grads)).collect();
+        let mut params = GradientsParams::from_grads(grads, self);
+        for i in (0..tape.len()).rev() {
+            let entry = &tape[i];
+            let Some(g_energy) = pending[i].take() else { continue };
+            let g_energy: Vec<f32> = g_energy.into_data().try_to_vec().expect("f32 gradient");
+            let input_source = i.checked_sub(1);
+            let (g_kernels, g_input) = band_energy_backward(&entry.saved, &g_energy, input_source.is_some());
+            // Gradients reach the filter parameters (and the previous block's energies) through a
+            // fresh graph from their leaves: sum(kernels * dL/dkernels) + sum(input * dL/dinput).
+            let bank = &self.blocks[entry.block].bank;
+            let kernels = bank.kernels();
+            let dims = kernels.dims();
+            let device = kernels.device();
+            let g_kernels = Tensor::<3>::from_data(TensorData::new(g_kernels, dims), &device);
+            let mut surrogate = (kernels * g_kernels).sum();
+            if let (Some(j), Some(g_input)) = (input_source, g_input) {
+                let input = nlrelu(tape[j].energy.clone());
+                let g_input = Tensor::<3>::from_data(TensorData::new(g_input, input.dims()), &device);
+                surrogate = surrogate + (input * g_input).sum();
+            }
+            let grads = surrogate.backward();
+            for j in 0..i {
+                if let Some(g) = tape[j].energy.grad(&grads) {
+                    pending[j] = Some(match pending[j].take() {
+                        Some(prev) => prev + g,
+                        None => g,
+                    });
+                }
+            }
+            register(&bank.f_low, &grads, &mut params);
+            register(&bank.bandwidth, &grads, &mut params);
+            register(&bank.phi, &grads, &mut params);
+        }
+        params
+    }
+
+    /// Class probabilities `[batch, classes]`.
+    pub fn probabilities(logits: Tensor<2>) -> Tensor<2> {
+        softmax(logits, 1)
+    }
+}
+
+fn register<const D: usize>(param: &Param<Tensor<D>>, grads: &Gradients, out: &mut GradientsParams) {
+    if let Some(g) = param.val().grad(grads) {
+        let g = match out.remove::<D>(param.id) {
+            Some(prev) => prev + g,
+            None => g,
+        };
+        out.register(param.id, g);
+    }
+}
+
+/// NLReLU `ln(1 + max(0, x))`.
+pub fn nlrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    relu(x).log1p()
+}
+
+/// Average pool along time with window = stride = `s`; a trailing partial window is dropped.
+/// `[batch, channels, time]` -> `[batch, channels, time / s]`.
+pub fn avg_pool_time(x: Tensor<3>, s: usize) -> Tensor<3> {
+    let [b, c, t] = x.dims();
+    let frames = t / s;
+    x.narrow(2, 0, frames * s).reshape([b, c, frames, s]).mean_dim(3).reshape([b, c, frames])
+}

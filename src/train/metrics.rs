@@ -1,0 +1,101 @@
+//! Classification metrics: accuracy, UAR, macro-F1, confusion matrix; Se/Sp/MAcc for heart sounds.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Metrics {
+    pub n: usize,
+    pub accuracy: f64,
+    /// Unweighted average recall (mean per-class recall over classes present).
+    pub uar: f64,
+    pub macro_f1: f64,
+    pub per_class_recall: Vec<f64>,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+    /// Sensitivity, specificity, MAcc when the classes are `[normal, abnormal]`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub heart: Option<HeartMetrics>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HeartMetrics {
+    pub sensitivity: f64,
+    pub specificity: f64,
+    pub macc: f64,
+}
+
+impl Metrics {
+    pub fn compute(truth: &[usize], predicted: &[usize], classes: &[String]) -> Self {
+        let k = classes.len();
+        let mut confusion = vec![vec![0usize; k]; k];
+        for (&t, &p) in truth.iter().zip(predicted) {
+            confusion[t][p] += 1;
+        }
+        let n = truth.len();
+        let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
+        let recall: Vec<f64> = (0..k)
+            .map(|i| {
+                let total: usize = confusion[i].iter().sum();
+                if total == 0 { f64::NAN } else { confusion[i][i] as f64 / total as f64 }
+            })
+            .collect();
+        let present: Vec<f64> = recall.iter().copied().filter(|r| !r.is_nan()).collect();
+        let uar = if present.is_empty() { 0.0 } else { present.iter().sum::<f64>() / present.len() as f64 };
+        let f1: Vec<f64> = (0..k)
+            .filter(|&i| confusion[i].iter().sum::<usize>() > 0)
+            .map(|i| {
+                let tp = confusion[i][i] as f64;
+                let predicted_i: usize = (0..k).map(|t| confusion[t][i]).sum();
+                let actual_i: usize = confusion[i].iter().sum();
+                if tp == 0.0 { 0.0 } else { 2.0 * tp / (predicted_i + actual_i) as f64 }
+            })
+            .collect();
+        let macro_f1 = if f1.is_empty() { 0.0 } else { f1.iter().sum::<f64>() / f1.len() as f64 };
+        let heart = (k == 2 && classes[0] == "normal" && classes[1] == "abnormal").then(|| {
+            let se = recall[1];
+            let sp = recall[0];
+            HeartMetrics { sensitivity: se, specificity: sp, macc: (se + sp) / 2.0 }
+        });
+        Self {
+            n,
+            accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 },
+            uar,
+            macro_f1,
+            per_class_recall: recall,
+            confusion,
+            heart,
+        }
+    }
+
+    /// One line: `acc 0.912 UAR 0.905 F1 0.903 (n=500)` (+ Se/Sp/MAcc).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "acc {:.3}  UAR {:.3}  macro-F1 {:.3}  (n={})",
+            self.accuracy, self.uar, self.macro_f1, self.n
+        );
+        if let Some(h) = &self.heart {
+            s.push_str(&format!("  Se {:.3} Sp {:.3} MAcc {:.3}", h.sensitivity, h.specificity, h.macc));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_example() {
+        let classes = vec!["normal".to_string(), "abnormal".to_string()];
+        // 3 normal (2 right), 2 abnormal (1 right).
+        let m = Metrics::compute(&[0, 0, 0, 1, 1], &[0, 0, 1, 1, 0], &classes);
+        assert_eq!(m.confusion, vec![vec![2, 1], vec![1, 1]]);
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        assert!((m.uar - (2.0 / 3.0 + 0.5) / 2.0).abs() < 1e-12);
+        let h = m.heart.unwrap();
+        assert!((h.sensitivity - 0.5).abs() < 1e-12);
+        assert!((h.specificity - 2.0 / 3.0).abs() < 1e-12);
+        // F1 normal = 2*2/(3+3) = 2/3, abnormal = 2*1/(2+2) = 1/2.
+        assert!((m.macro_f1 - (2.0 / 3.0 + 0.5) / 2.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,6 @@
+//! Training and evaluation: datasets, splits, optimiser, metrics, loop.
+
+pub mod dataset;
+pub mod metrics;
+pub mod radam;
+pub mod trainer;

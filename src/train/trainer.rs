@@ -1,0 +1,264 @@
+//! The training loop: random crops, RAdam + one-cycle + global gradient-norm clipping, whole
+//! recordings for evaluation, best checkpoint by validation UAR.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use super::dataset::Example;
+use super::metrics::Metrics;
+use super::radam::{RAdam, one_cycle_lr};
+use crate::audio;
+use crate::model::checkpoint::{self, ModelCard};
+use crate::model::{AudioBatch, IConNet, ModelConfig};
+
+/// Everything a run needs besides the data.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Random crop length for training, seconds.
+    pub crop_seconds: f64,
+    pub max_lr: f64,
+    pub weight_decay: f64,
+    pub clip_norm: f64,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub show_progress: bool,
+}
+
+/// A decoded, resampled, normalised example.
+pub struct Clip {
+    pub samples: Vec<f32>,
+    pub label: usize,
+    pub path: PathBuf,
+}
+
+/// Loads examples in parallel; a file that fails is reported and skipped.
+pub fn load_clips(examples: &[Example], rate: u32) -> (Vec<Clip>, Vec<String>) {
+    let results: Vec<Result<Clip, String>> = examples
+        .par_iter()
+        .map(|e| {
+            audio::load_for_model(&e.path, rate)
+                .map(|(samples, _)| Clip { samples, label: e.label, path: e.path.clone() })
+                .map_err(|err| err.to_string())
+        })
+        .collect();
+    let mut clips = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(c) => clips.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    (clips, errors)
+}
+
+/// Outcome of [`train`].
+pub struct TrainReport {
+    pub best_epoch: usize,
+    pub best_validation: Metrics,
+    pub samples_per_second: f64,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+/// Trains `config` on `train`, choosing the checkpoint on `validation`; the best model is
+/// written to `options.out` (atomically) each time it improves. `stop` ends the run early.
+pub fn train(
+    config: &ModelConfig,
+    train: &[Clip],
+    validation: &[Clip],
+    options: &TrainOptions,
+    card: impl Fn(&IConNet) -> ModelCard,
+    device: &Device,
+    stop: Arc<AtomicBool>,
+) -> Result<TrainReport, String> {
+    if train.is_empty() || validation.is_empty() {
+        return Err("training and validation sets must both be non-empty".into());
+    }
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    device.seed(options.seed);
+    let device = device.clone().autodiff();
+    let mut model = IConNet::new(config, &device);
+    let mut optim = ModuleOptimizer::from(RAdam { weight_decay: options.weight_decay as f32, ..Default::default() });
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let crop = ((options.crop_seconds * config.sample_rate as f64) as usize).max(config.min_samples());
+    let steps_per_epoch = train.len().div_ceil(options.batch_size);
+    let total_steps = steps_per_epoch * options.epochs;
+    let bar = if options.show_progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let mut best: Option<(usize, Metrics)> = None;
+    let started = Instant::now();
+    let mut seen = 0usize;
+    let mut step = 0usize;
+    let mut interrupted = false;
+    'epochs: for epoch in 0..options.epochs {
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut correct, mut count) = (0f64, 0usize, 0usize);
+        for chunk in order.chunks(options.batch_size) {
+            if stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break 'epochs;
+            }
+            let crops: Vec<&[f32]> = chunk
+                .iter()
+                .map(|&i| {
+                    let s = &train[i].samples;
+                    if s.len() <= crop {
+                        &s[..]
+                    } else {
+                        let start = rng.random_range(0..=s.len() - crop);
+                        &s[start..start + crop]
+                    }
+                })
+                .collect();
+            let batch = AudioBatch::from_clips(&crops, crop);
+            let labels: Vec<i64> = chunk.iter().map(|&i| train[i].label as i64).collect();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
+            let out = model.forward(&batch);
+            let predicted = argmax_rows(out.logits.clone());
+            correct += predicted.iter().zip(&labels).filter(|(p, l)| **p as i64 == **l).count();
+            let loss = loss_fn.forward(out.logits, targets);
+            let loss_value: f32 = loss.clone().into_data().try_to_vec::<f32>().map(|v| v[0]).unwrap_or(f32::NAN);
+            if !loss_value.is_finite() {
+                return Err(format!("loss became {loss_value} at epoch {epoch}, step {step}"));
+            }
+            let mut grads = model.backward(loss, out.tape);
+            clip_global_norm(&model, &mut grads, options.clip_norm);
+            let lr = one_cycle_lr(step, total_steps, options.max_lr);
+            model = optim.step(lr, model, grads);
+            step += 1;
+            seen += chunk.len();
+            loss_sum += loss_value as f64 * chunk.len() as f64;
+            count += chunk.len();
+            bar.set_message(format!(
+                "epoch {}/{} loss {:.3} acc {:.3}{}",
+                epoch + 1,
+                options.epochs,
+                loss_sum / count as f64,
+                correct as f64 / count as f64,
+                best.as_ref().map(|(_, m)| format!(" best val UAR {:.3}", m.uar)).unwrap_or_default()
+            ));
+            bar.inc(1);
+        }
+        let valid_model = model.valid();
+        let metrics = evaluate(&valid_model, validation);
+        bar.println(format!("epoch {:>3}: train loss {:.4}  val {}", epoch + 1, loss_sum / count.max(1) as f64, metrics.summary()));
+        if best.as_ref().is_none_or(|(_, m)| metrics.uar > m.uar) {
+            checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
+            best = Some((epoch + 1, metrics));
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let (best_epoch, best_validation) = best.ok_or("interrupted before the first epoch ended: no checkpoint written")?;
+    Ok(TrainReport {
+        best_epoch,
+        best_validation,
+        samples_per_second: seen as f64 / seconds.max(1e-9),
+        seconds,
+        interrupted,
+    })
+}
+
+/// Predictions for whole recordings, batched by similar length.
+pub fn predict_clips(model: &IConNet, clips: &[Clip]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..clips.len()).collect();
+    order.sort_by_key(|&i| clips[i].samples.len());
+    let mut predicted = vec![0usize; clips.len()];
+    let min = model.config.min_samples();
+    // Batches of at most ~1M samples keep memory bounded for long recordings.
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && end - start < 16 && clips[order[end]].samples.len() * (end - start + 1) < 1 << 20 {
+            end += 1;
+        }
+        let refs: Vec<&[f32]> = order[start..end].iter().map(|&i| &clips[i].samples[..]).collect();
+        let out = model.forward(&AudioBatch::from_clips(&refs, min));
+        for (k, p) in argmax_rows(out.logits).into_iter().enumerate() {
+            predicted[order[start + k]] = p;
+        }
+        start = end;
+    }
+    predicted
+}
+
+/// Metrics of `model` on whole recordings.
+pub fn evaluate(model: &IConNet, clips: &[Clip]) -> Metrics {
+    let predicted = predict_clips(model, clips);
+    let truth: Vec<usize> = clips.iter().map(|c| c.label).collect();
+    Metrics::compute(&truth, &predicted, &model.config.classes)
+}
+
+fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
+    let [_, k] = logits.dims();
+    let values: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");
+    values
+        .chunks(k)
+        .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0))
+        .collect()
+}
+
+struct NormVisitor<'a> {
+    grads: &'a GradientsParams,
+    sum_sq: f64,
+}
+
+impl ModuleVisitor for NormVisitor<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            let v: Vec<f32> = g.square().sum().into_data().try_to_vec().unwrap_or_default();
+            self.sum_sq += v.first().copied().unwrap_or(0.0) as f64;
+        }
+    }
+}
+
+struct ScaleVisitor<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f32,
+}
+
+impl ModuleVisitor for ScaleVisitor<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.scale));
+        }
+    }
+}
+
+/// Scales all gradients together so their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`). Returns the norm before clipping.
+pub fn clip_global_norm(model: &IConNet, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let mut norm = NormVisitor { grads, sum_sq: 0.0 };
+    model.visit(&mut norm);
+    let total = norm.sum_sq.sqrt();
+    if max_norm > 0.0 && total > max_norm {
+        let mut scale = ScaleVisitor { grads, scale: (max_norm / (total + 1e-6)) as f32 };
+        model.visit(&mut scale);
+    }
+    total
+}
+
+/// Random seed from the clock when none is given.
+pub fn fresh_seed() -> u64 {
+    rand::rng().random()
+}
