@@ -27,7 +27,10 @@ pub fn select(choice: BackendChoice) -> Result<Backend, String> {
         (BackendChoice::Auto, Some("wgpu")) => BackendChoice::Wgpu,
         (c, _) => c,
     };
-    let flex = || Backend { device: Device::flex(), description: "flex (CPU)".into() };
+    let flex = || Backend {
+        device: Device::flex(),
+        description: "flex (CPU)".into(),
+    };
     match choice {
         BackendChoice::Flex => Ok(flex()),
         BackendChoice::Wgpu => wgpu().map(|(b, _)| b),
@@ -37,7 +40,10 @@ pub fn select(choice: BackendChoice) -> Result<Backend, String> {
                 description: format!("flex (CPU); wgpu found only {}", backend.description),
                 ..flex()
             }),
-            Err(e) => Ok(Backend { description: format!("flex (CPU); no wgpu adapter: {e}"), ..flex() }),
+            Err(e) => Ok(Backend {
+                description: format!("flex (CPU); no wgpu adapter: {e}"),
+                ..flex()
+            }),
         },
     }
 }
@@ -45,7 +51,9 @@ pub fn select(choice: BackendChoice) -> Result<Backend, String> {
 /// Initialises wgpu; the flag says whether the adapter is a real GPU.
 fn wgpu() -> Result<(Backend, bool), String> {
     let attempt = std::panic::catch_unwind(|| {
-        Device::wgpu_options().device_kind(DeviceKind::DefaultDevice).init_with_setup()
+        Device::wgpu_options()
+            .device_kind(DeviceKind::DefaultDevice)
+            .init_with_setup()
     })
     .map_err(|_| "wgpu initialisation panicked".to_string())?;
     let (device, setup) = attempt.map_err(|e| format!("wgpu: {e}"))?;

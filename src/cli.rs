@@ -11,11 +11,16 @@ use crate::backend::{self, BackendChoice};
 use crate::explain;
 use crate::model::checkpoint::{self, ModelCard};
 use crate::model::{IConNet, ModelConfig, PoolingKind};
+use crate::train::augment::Augment;
 use crate::train::dataset::{self, Example};
 use crate::train::trainer::{self, TrainOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "iconnet", version, about = "IConNet Studio: see what an audio model hears")]
+#[command(
+    name = "iconnet",
+    version,
+    about = "IConNet Studio: see what an audio model hears"
+)]
 pub struct Cli {
     /// Compute backend: auto (wgpu on a real GPU, else flex), flex (CPU) or wgpu.
     #[arg(long, global = true, value_enum, default_value = "auto")]
@@ -100,6 +105,9 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Turn off augmentation (speed perturbation 0.85-1.15, white noise at 10-40 dB SNR).
+    #[arg(long)]
+    pub no_augment: bool,
 }
 
 /// Directory of the bundled models.
@@ -123,7 +131,10 @@ pub fn resolve_model(name: Option<&str>) -> Result<PathBuf, String> {
             if p.is_file() {
                 Ok(p)
             } else {
-                Err(format!("{n}: no such checkpoint file and no bundled model of that name in {}", dir.display()))
+                Err(format!(
+                    "{n}: no such checkpoint file and no bundled model of that name in {}",
+                    dir.display()
+                ))
             }
         }
         None => BUNDLED
@@ -156,7 +167,10 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn load_model(name: Option<&str>, choice: BackendChoice) -> Result<(IConNet, ModelCard, PathBuf, String), String> {
+fn load_model(
+    name: Option<&str>,
+    choice: BackendChoice,
+) -> Result<(IConNet, ModelCard, PathBuf, String), String> {
     let path = resolve_model(name)?;
     let backend = backend::select(choice)?;
     let (model, card) = checkpoint::load(&path, &backend.device).map_err(|e| e.to_string())?;
@@ -198,7 +212,13 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                         .zip(&a.probabilities)
                         .map(|(c, p)| format!("{c} {p:.3}"))
                         .collect();
-                    println!("{}: {} ({:.1} %)  [{}]", file.display(), a.classes[a.top_class], 100.0 * a.probabilities[a.top_class], probs.join(", "));
+                    println!(
+                        "{}: {} ({:.1} %)  [{}]",
+                        file.display(),
+                        a.classes[a.top_class],
+                        100.0 * a.probabilities[a.top_class],
+                        probs.join(", ")
+                    );
                 }
             }
             Err(e) => {
@@ -212,7 +232,10 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?
+        );
     }
     Ok(if failed > 0 { 1 } else { 0 })
 }
@@ -220,20 +243,34 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
 fn card(model: &str) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
     let (_, card) = checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
-    println!("{}", serde_json::to_string_pretty(&card).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&card).map_err(|e| e.to_string())?
+    );
     Ok(0)
 }
 
 fn filters(model: &str) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
     let (model, _) = checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
-    println!("block,filter,channel,f_low_hz,f_high_hz,centre_hz,bandwidth_hz,init_f_low_hz,init_f_high_hz,drift_hz,window");
+    println!(
+        "block,filter,channel,f_low_hz,f_high_hz,centre_hz,bandwidth_hz,init_f_low_hz,init_f_high_hz,drift_hz,window"
+    );
     for f in explain::filters(&model) {
         let w: Vec<String> = f.window.iter().map(|v| format!("{v:.4}")).collect();
         println!(
             "{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{}",
-            f.block, f.filter, f.channel, f.f_low_hz, f.f_high_hz, f.centre_hz(), f.bandwidth_hz(),
-            f.init_f_low_hz, f.init_f_high_hz, f.drift_hz(), w.join(" ")
+            f.block,
+            f.filter,
+            f.channel,
+            f.f_low_hz,
+            f.f_high_hz,
+            f.centre_hz(),
+            f.bandwidth_hz(),
+            f.init_f_low_hz,
+            f.init_f_high_hz,
+            f.drift_hz(),
+            w.join(" ")
         );
     }
     Ok(0)
@@ -266,7 +303,9 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
             return Err(format!("--holdout: no group '{h}' in the data"));
         }
     }
-    let (test, rest): (Vec<Example>, Vec<Example>) = examples.into_iter().partition(|e| args.holdout.contains(&e.group));
+    let (test, rest): (Vec<Example>, Vec<Example>) = examples
+        .into_iter()
+        .partition(|e| args.holdout.contains(&e.group));
     let (train_ex, val_ex) = dataset::split_groups(&rest, args.val_fraction, args.seed);
     let group_list = |ex: &[Example]| {
         let mut g: Vec<String> = ex.iter().map(|e| e.group.clone()).collect();
@@ -276,9 +315,11 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     };
     let sample_rate = match args.sample_rate {
         Some(r) => r,
-        None => crate::audio::load(&train_ex.first().ok_or("no training examples")?.path)
-            .map_err(|e| e.to_string())?
-            .sample_rate,
+        None => {
+            crate::audio::load(&train_ex.first().ok_or("no training examples")?.path)
+                .map_err(|e| e.to_string())?
+                .sample_rate
+        }
     };
     let config = ModelConfig::named(&args.arch, sample_rate, data.classes.clone(), args.pooling)?;
     let backend = backend::select(choice)?;
@@ -292,9 +333,16 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         group_list(&val_ex).len(),
         group_list(&val_ex).join(","),
         test.len(),
-        if args.holdout.is_empty() { "none".into() } else { args.holdout.join(",") }
+        if args.holdout.is_empty() {
+            "none".into()
+        } else {
+            args.holdout.join(",")
+        }
     );
-    eprintln!("model {} at {sample_rate} Hz, backend {}", args.arch, backend.description);
+    eprintln!(
+        "model {} at {sample_rate} Hz, backend {}",
+        args.arch, backend.description
+    );
     let (train_clips, e1) = trainer::load_clips(&train_ex, sample_rate);
     let (val_clips, e2) = trainer::load_clips(&val_ex, sample_rate);
     let (test_clips, e3) = trainer::load_clips(&test, sample_rate);
@@ -322,9 +370,18 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         seed: args.seed,
         out: args.out.clone(),
         show_progress: !args.quiet,
+        augment: if args.no_augment {
+            Augment::NONE
+        } else {
+            Augment::DEFAULT
+        },
     };
     let command: Vec<String> = std::env::args().collect();
-    let name = args.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let name = args
+        .out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
     let training_info = |extra: Vec<(&str, Value)>| {
         let mut info: std::collections::BTreeMap<String, Value> = [
             ("data", json!(args.data.display().to_string())),
@@ -334,6 +391,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
             ("epochs", json!(args.epochs)),
             ("batch_size", json!(args.batch_size)),
             ("crop_seconds", json!(args.crop_seconds)),
+            ("augmentation", json!(if args.no_augment { "none" } else { "speed 0.85-1.15, white noise 10-40 dB SNR (p=0.5)" })),
             ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
             ("train_groups", json!(group_list(&train_ex))),
             ("validation_groups", json!(group_list(&val_ex))),
@@ -353,7 +411,15 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         c.training = training_info(vec![]);
         c
     };
-    let report = trainer::train(&config, &train_clips, &val_clips, &options, make_card, &backend.device, stop)?;
+    let report = trainer::train(
+        &config,
+        &train_clips,
+        &val_clips,
+        &options,
+        make_card,
+        &backend.device,
+        stop,
+    )?;
     eprintln!(
         "best epoch {} (validation {}), {:.1} samples/s, {:.0} s{}",
         report.best_epoch,
@@ -364,7 +430,8 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     );
     // Re-open the best checkpoint, test it on the held-out groups, and record the figures.
     let (best, mut card) = checkpoint::load(&args.out, &backend.device).map_err(|e| e.to_string())?;
-    card.metrics.insert("validation".into(), json!(report.best_validation));
+    card.metrics
+        .insert("validation".into(), json!(report.best_validation));
     card.training = training_info(vec![
         ("best_epoch", json!(report.best_epoch)),
         ("samples_per_second", json!(report.samples_per_second)),
@@ -373,7 +440,11 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     ]);
     if !test_clips.is_empty() {
         let metrics = trainer::evaluate(&best, &test_clips);
-        println!("held-out test ({}): {}", args.holdout.join(","), metrics.summary());
+        println!(
+            "held-out test ({}): {}",
+            args.holdout.join(","),
+            metrics.summary()
+        );
         card.metrics.insert("test".into(), json!(metrics));
     }
     checkpoint::save(&best, &card, &args.out)?;

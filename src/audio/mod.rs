@@ -45,8 +45,14 @@ const MAX_FILE_BYTES: u64 = 2 << 30;
 
 /// Reads a WAV file or a WFDB record (`.hea`, or a `.dat` with its header beside it).
 pub fn load(path: &Path) -> Result<Decoded, LoadError> {
-    let err = |error| LoadError { path: path.to_path_buf(), error };
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let err = |error| LoadError {
+        path: path.to_path_buf(),
+        error,
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     let header = match ext.as_deref() {
         Some("hea") => Some(path.to_path_buf()),
         Some("dat") => Some(path.with_extension("hea")),
@@ -60,7 +66,10 @@ pub fn load(path: &Path) -> Result<Decoded, LoadError> {
             return Err(err(AudioError::Invalid("is a directory".into())));
         }
         if meta.len() > MAX_FILE_BYTES {
-            return Err(err(AudioError::Invalid(format!("{} bytes is too large for a recording", meta.len()))));
+            return Err(err(AudioError::Invalid(format!(
+                "{} bytes is too large for a recording",
+                meta.len()
+            ))));
         }
         let bytes = std::fs::read(path).map_err(|e| err(AudioError::Io(e)))?;
         wav::decode(&bytes).map_err(err)?
@@ -87,8 +96,11 @@ pub fn normalize(samples: &mut [f32]) {
 /// Loads `path`, resamples it to `rate` and normalises it: what the model sees.
 pub fn load_for_model(path: &Path, rate: u32) -> Result<(Vec<f32>, Decoded), LoadError> {
     let decoded = load(path)?;
-    let mut samples = resample::resample(&decoded.samples, decoded.sample_rate, rate)
-        .map_err(|e| LoadError { path: path.to_path_buf(), error: AudioError::Invalid(e) })?;
+    let mut samples =
+        resample::resample(&decoded.samples, decoded.sample_rate, rate).map_err(|e| LoadError {
+            path: path.to_path_buf(),
+            error: AudioError::Invalid(e),
+        })?;
     normalize(&mut samples);
     Ok((samples, decoded))
 }

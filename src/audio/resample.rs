@@ -24,11 +24,15 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
         pos += n;
     }
     if pos < x.len() {
-        let o = r.process_partial(Some(&[&x[pos..]]), None).map_err(|e| e.to_string())?;
+        let o = r
+            .process_partial(Some(&[&x[pos..]]), None)
+            .map_err(|e| e.to_string())?;
         out.extend_from_slice(&o[0]);
     }
     while out.len() < expected + delay {
-        let o = r.process_partial::<&[f32]>(None, None).map_err(|e| e.to_string())?;
+        let o = r
+            .process_partial::<&[f32]>(None, None)
+            .map_err(|e| e.to_string())?;
         out.extend_from_slice(&o[0]);
     }
     Ok(out[delay..delay + expected].to_vec())

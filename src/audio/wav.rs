@@ -64,7 +64,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, AudioError> {
             let mut tag = le_u16(bytes, body);
             if tag == WAVE_FORMAT_EXTENSIBLE {
                 if declared < 40 || body + 40 > bytes.len() {
-                    return Err(AudioError::Invalid("truncated WAVE_FORMAT_EXTENSIBLE header".into()));
+                    return Err(AudioError::Invalid(
+                        "truncated WAVE_FORMAT_EXTENSIBLE header".into(),
+                    ));
                 }
                 // The sub-format GUID starts with the plain format tag.
                 tag = le_u16(bytes, body + 24);
@@ -116,7 +118,11 @@ fn samples(fmt: &Format, data: &[u8], mut warnings: Vec<String>) -> Result<Decod
         (WAVE_FORMAT_PCM | WAVE_FORMAT_IEEE_FLOAT, bits) => {
             return Err(AudioError::Invalid(format!("unsupported {bits}-bit sample size")));
         }
-        (tag, _) => return Err(AudioError::Invalid(format!("unsupported WAV encoding (format tag {tag:#06x})"))),
+        (tag, _) => {
+            return Err(AudioError::Invalid(format!(
+                "unsupported WAV encoding (format tag {tag:#06x})"
+            )));
+        }
     };
     let frame = width * channels;
     if fmt.block_align as usize != frame {
@@ -127,7 +133,10 @@ fn samples(fmt: &Format, data: &[u8], mut warnings: Vec<String>) -> Result<Decod
         return Err(AudioError::Invalid(format!("{frames} frames is absurdly long")));
     }
     if data.len() % frame != 0 {
-        warnings.push(format!("dropped {} trailing bytes of a partial frame", data.len() % frame));
+        warnings.push(format!(
+            "dropped {} trailing bytes of a partial frame",
+            data.len() % frame
+        ));
     }
     let read = |at: usize| -> f32 {
         let b = &data[at..at + width];
@@ -145,9 +154,16 @@ fn samples(fmt: &Format, data: &[u8], mut warnings: Vec<String>) -> Result<Decod
         let sum: f32 = (0..channels).map(|c| read(f * frame + c * width)).sum();
         let v = sum / channels as f32;
         if !v.is_finite() {
-            return Err(AudioError::Invalid(format!("non-finite sample (NaN/Inf) at frame {f}")));
+            return Err(AudioError::Invalid(format!(
+                "non-finite sample (NaN/Inf) at frame {f}"
+            )));
         }
         mono.push(v);
     }
-    Ok(Decoded { samples: mono, sample_rate: fmt.rate, channels: fmt.channels, warnings })
+    Ok(Decoded {
+        samples: mono,
+        sample_rate: fmt.rate,
+        channels: fmt.channels,
+        warnings,
+    })
 }

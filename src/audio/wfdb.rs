@@ -17,8 +17,13 @@ struct Signal {
 /// Reads the record described by the header at `path`.
 pub fn load(path: &Path) -> Result<Decoded, AudioError> {
     let text = std::fs::read_to_string(path).map_err(AudioError::Io)?;
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
-    let record = lines.next().ok_or_else(|| AudioError::Invalid("empty WFDB header".into()))?;
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let record = lines
+        .next()
+        .ok_or_else(|| AudioError::Invalid("empty WFDB header".into()))?;
     let fields: Vec<&str> = record.split_whitespace().collect();
     if fields.len() < 2 {
         return Err(AudioError::Invalid(format!("bad WFDB record line '{record}'")));
@@ -28,14 +33,22 @@ pub fn load(path: &Path) -> Result<Decoded, AudioError> {
         .map_err(|_| AudioError::Invalid(format!("bad signal count '{}'", fields[1])))?;
     let rate: f64 = match fields.get(2) {
         // "2000/1000" gives a counter frequency after the slash; the sampling rate comes first.
-        Some(f) => f.split('/').next().unwrap_or("").parse().map_err(|_| AudioError::Invalid(format!("bad sampling frequency '{f}'")))?,
+        Some(f) => f
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| AudioError::Invalid(format!("bad sampling frequency '{f}'")))?,
         None => 250.0,
     };
     if !(1.0..=1e6).contains(&rate) {
         return Err(AudioError::Invalid(format!("sampling frequency {rate} Hz")));
     }
     let n_samples: Option<usize> = fields.get(3).and_then(|s| s.parse().ok());
-    let signals: Vec<Signal> = lines.take(n_signals).map(parse_signal).collect::<Result<_, _>>()?;
+    let signals: Vec<Signal> = lines
+        .take(n_signals)
+        .map(parse_signal)
+        .collect::<Result<_, _>>()?;
     if signals.is_empty() {
         return Err(AudioError::Invalid("WFDB header lists no signals".into()));
     }
@@ -45,19 +58,34 @@ pub fn load(path: &Path) -> Result<Decoded, AudioError> {
         .unwrap_or(0);
     let sig = &signals[chosen];
     // Signals stored in the same file are interleaved frame by frame.
-    let group: Vec<usize> = (0..signals.len()).filter(|&i| signals[i].file == sig.file).collect();
-    let lane = group.iter().position(|&i| i == chosen).expect("chosen is in its group");
+    let group: Vec<usize> = (0..signals.len())
+        .filter(|&i| signals[i].file == sig.file)
+        .collect();
+    let lane = group
+        .iter()
+        .position(|&i| i == chosen)
+        .expect("chosen is in its group");
     let data_path = path.with_file_name(&sig.file);
     let bytes = std::fs::read(&data_path)
         .map_err(|e| AudioError::Invalid(format!("signal file {}: {e}", data_path.display())))?;
-    let data = bytes
-        .get(sig.offset..)
-        .ok_or_else(|| AudioError::Invalid(format!("signal file {} is shorter than its byte offset", sig.file)))?;
+    let data = bytes.get(sig.offset..).ok_or_else(|| {
+        AudioError::Invalid(format!(
+            "signal file {} is shorter than its byte offset",
+            sig.file
+        ))
+    })?;
     let raw: Vec<i32> = match sig.format {
-        16 => data.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as i32).collect(),
+        16 => data
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as i32)
+            .collect(),
         212 => unpack_212(data),
         80 => data.iter().map(|&b| b as i32 - 128).collect(),
-        other => return Err(AudioError::Invalid(format!("WFDB storage format {other} is not supported (16, 212, 80 are)"))),
+        other => {
+            return Err(AudioError::Invalid(format!(
+                "WFDB storage format {other} is not supported (16, 212, 80 are)"
+            )));
+        }
     };
     let mut values: Vec<f32> = raw
         .iter()
@@ -73,12 +101,24 @@ pub fn load(path: &Path) -> Result<Decoded, AudioError> {
         values.truncate(n);
     }
     if values.is_empty() {
-        return Err(AudioError::Invalid(format!("signal file {} holds no samples", sig.file)));
+        return Err(AudioError::Invalid(format!(
+            "signal file {} holds no samples",
+            sig.file
+        )));
     }
     if signals.len() > 1 {
-        warnings.push(format!("using channel {chosen} ('{}') of {}", sig.description, signals.len()));
+        warnings.push(format!(
+            "using channel {chosen} ('{}') of {}",
+            sig.description,
+            signals.len()
+        ));
     }
-    Ok(Decoded { samples: values, sample_rate: rate.round() as u32, channels: 1, warnings })
+    Ok(Decoded {
+        samples: values,
+        sample_rate: rate.round() as u32,
+        channels: 1,
+        warnings,
+    })
 }
 
 fn parse_signal(line: &str) -> Result<Signal, AudioError> {
@@ -87,7 +127,11 @@ fn parse_signal(line: &str) -> Result<Signal, AudioError> {
         return Err(AudioError::Invalid(format!("bad WFDB signal line '{line}'")));
     }
     let (format, offset) = match f[1].split_once('+') {
-        Some((fmt, off)) => (fmt, off.parse().map_err(|_| AudioError::Invalid(format!("bad byte offset in '{}'", f[1])))?),
+        Some((fmt, off)) => (
+            fmt,
+            off.parse()
+                .map_err(|_| AudioError::Invalid(format!("bad byte offset in '{}'", f[1])))?,
+        ),
         None => (f[1], 0usize),
     };
     // Skew ("16x2") and samples-per-frame ("16:3") suffixes do not apply to PCG records.

@@ -44,14 +44,23 @@ impl Plan {
     fn new(k: usize, t: usize) -> Self {
         // About 8 K points keeps the per-sample FFT cost near its minimum while the kernel
         // spectra of a 128 x 128-channel second layer stay a few MB.
-        let n = (8 * k).max(64).next_power_of_two().min((t + k - 1).next_power_of_two());
+        let n = (8 * k)
+            .max(64)
+            .next_power_of_two()
+            .min((t + k - 1).next_power_of_two());
         let n = n.max((k + 1).next_power_of_two());
         let seg = n - k + 1;
         let segments = t.div_ceil(seg).max(1);
         let mut planner = planner().lock().unwrap_or_else(|e| e.into_inner());
         let fwd = planner.plan_fft_forward(n);
         let inv = planner.plan_fft_inverse(n);
-        Self { n, seg, segments, fwd, inv }
+        Self {
+            n,
+            seg,
+            segments,
+            fwd,
+            inv,
+        }
     }
 
     fn bins(&self) -> usize {
@@ -76,9 +85,7 @@ impl Plan {
     }
 
     fn scratch_len(&self) -> usize {
-        self.fwd
-            .get_scratch_len()
-            .max(self.inv.get_scratch_len())
+        self.fwd.get_scratch_len().max(self.inv.get_scratch_len())
     }
 }
 
@@ -121,7 +128,14 @@ pub fn band_energy_forward(
     shape: BandEnergyShape,
     keep: bool,
 ) -> (Vec<f32>, Option<BandEnergySaved>) {
-    let BandEnergyShape { batch, in_channels: c_in, time, filters, taps, stride } = shape;
+    let BandEnergyShape {
+        batch,
+        in_channels: c_in,
+        time,
+        filters,
+        taps,
+        stride,
+    } = shape;
     assert_eq!(x.len(), batch * c_in * time, "input shape");
     assert_eq!(kernels.len(), filters * c_in * taps, "kernel shape");
     assert!(taps % 2 == 1, "kernel length must be odd");
@@ -178,7 +192,13 @@ pub fn band_energy_forward(
         }
     });
 
-    let saved = keep.then(|| BandEnergySaved { shape, plan, x_spec, h_spec, sign_bits });
+    let saved = keep.then(|| BandEnergySaved {
+        shape,
+        plan,
+        x_spec,
+        h_spec,
+        sign_bits,
+    });
     (energy, saved)
 }
 
@@ -230,7 +250,14 @@ pub fn band_energy_backward(
     input_grad: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let shape = saved.shape;
-    let BandEnergyShape { batch, in_channels: c_in, time, filters, taps, stride } = shape;
+    let BandEnergyShape {
+        batch,
+        in_channels: c_in,
+        time,
+        filters,
+        taps,
+        stride,
+    } = shape;
     let plan = &saved.plan;
     let f = plan.bins();
     let t_out = shape.out_time();
@@ -351,7 +378,14 @@ pub fn correlate_same(x: &[f32], kernel: &[f32]) -> Vec<f32> {
 
 /// Direct-form reference of [`band_energy_forward`]'s correlation, `O(B H C T K)`: for tests.
 pub fn correlate_direct(x: &[f32], kernels: &[f32], shape: BandEnergyShape) -> Vec<f32> {
-    let BandEnergyShape { batch, in_channels: c_in, time, filters, taps, .. } = shape;
+    let BandEnergyShape {
+        batch,
+        in_channels: c_in,
+        time,
+        filters,
+        taps,
+        ..
+    } = shape;
     let pad = (taps / 2) as isize;
     let mut y = vec![0f32; batch * filters * time];
     for b in 0..batch {
@@ -379,7 +413,9 @@ mod tests {
     use super::*;
 
     fn noise(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
                 state = state
@@ -395,7 +431,10 @@ mod tests {
         let mut e = Vec::new();
         for row in y.chunks(shape.time) {
             for j in 0..t_out {
-                let s: f32 = row[j * shape.stride..][..shape.stride].iter().map(|v| v.abs()).sum();
+                let s: f32 = row[j * shape.stride..][..shape.stride]
+                    .iter()
+                    .map(|v| v.abs())
+                    .sum();
                 e.push(s / shape.stride as f32);
             }
         }
@@ -426,7 +465,12 @@ mod tests {
         assert!(max_rel_err(&energy, &reference) < 1e-4);
 
         let single = correlate_same(&x[..shape.time], &h[..shape.taps]);
-        let one = BandEnergyShape { batch: 1, in_channels: 1, filters: 1, ..shape };
+        let one = BandEnergyShape {
+            batch: 1,
+            in_channels: 1,
+            filters: 1,
+            ..shape
+        };
         let direct = correlate_direct(&x[..shape.time], &h[..shape.taps], one);
         assert!(max_rel_err(&single, &direct) < 1e-4);
     }
@@ -446,7 +490,10 @@ mod tests {
         let weights = noise(shape.batch * shape.filters * shape.out_time(), 5);
         let loss = |x: &[f32], h: &[f32]| -> f64 {
             let e = pooled_reference(&correlate_direct(x, h, shape), shape);
-            e.iter().zip(&weights).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
+            e.iter()
+                .zip(&weights)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum()
         };
         let (_, saved) = band_energy_forward(&x, &h, shape, true);
         let (g_h, g_x) = band_energy_backward(&saved.unwrap(), &weights, true);
@@ -458,7 +505,11 @@ mod tests {
             let mut hm = h.clone();
             hm[i] -= eps;
             let numeric = (loss(&x, &hp) - loss(&x, &hm)) / (2.0 * eps as f64);
-            assert!((numeric - g_h[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()), "dh[{i}]: {numeric} vs {}", g_h[i]);
+            assert!(
+                (numeric - g_h[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()),
+                "dh[{i}]: {numeric} vs {}",
+                g_h[i]
+            );
         }
         for &i in &[0usize, 5, 150, 299, 301, 777, 1199] {
             let mut xp = x.clone();
@@ -466,7 +517,11 @@ mod tests {
             let mut xm = x.clone();
             xm[i] -= eps;
             let numeric = (loss(&xp, &h) - loss(&xm, &h)) / (2.0 * eps as f64);
-            assert!((numeric - g_x[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()), "dx[{i}]: {numeric} vs {}", g_x[i]);
+            assert!(
+                (numeric - g_x[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()),
+                "dx[{i}]: {numeric} vs {}",
+                g_x[i]
+            );
         }
     }
 }

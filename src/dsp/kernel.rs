@@ -83,7 +83,9 @@ pub fn multires_mel_bands(n_filters: usize, groups: usize, fs: f64) -> Vec<(f64,
 /// cycles/sample, zero-padded to at least `8 * kernel.len()` for a smooth curve.
 pub fn magnitude_response_db(kernel: &[f64], n_points: usize) -> Vec<f64> {
     use realfft::RealFftPlanner;
-    let n_fft = (2 * (n_points.max(2) - 1)).max(8 * kernel.len()).next_power_of_two();
+    let n_fft = (2 * (n_points.max(2) - 1))
+        .max(8 * kernel.len())
+        .next_power_of_two();
     let mut planner = RealFftPlanner::<f64>::new();
     let fft = planner.plan_fft_forward(n_fft);
     let mut input = vec![0.0; n_fft];

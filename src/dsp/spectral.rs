@@ -53,7 +53,8 @@ pub fn log_mel(x: &[f32], n_fft: usize, hop: usize, n_mels: usize, sample_rate: 
                 }
             }
             let mut spec = fft.make_output_vec();
-            fft.process(&mut buf, &mut spec).expect("buffer sizes come from the plan");
+            fft.process(&mut buf, &mut spec)
+                .expect("buffer sizes come from the plan");
             let power: Vec<f32> = spec.iter().map(|c| c.norm_sqr()).collect();
             bank.iter()
                 .map(|row| {
@@ -78,11 +79,14 @@ pub fn mfcc(x: &[f32], n_fft: usize, hop: usize, n_mels: usize, n_mfcc: usize, s
     let frames = x.len() / hop;
     let mut out = vec![0f32; n_mfcc * frames];
     for k in 0..n_mfcc {
-        let scale = if k == 0 { (1.0 / n_mels as f64).sqrt() } else { (2.0 / n_mels as f64).sqrt() };
+        let scale = if k == 0 {
+            (1.0 / n_mels as f64).sqrt()
+        } else {
+            (2.0 / n_mels as f64).sqrt()
+        };
         for m in 0..n_mels {
-            let c = (scale
-                * (std::f64::consts::PI * k as f64 * (m as f64 + 0.5) / n_mels as f64).cos())
-                as f32;
+            let c =
+                (scale * (std::f64::consts::PI * k as f64 * (m as f64 + 0.5) / n_mels as f64).cos()) as f32;
             for j in 0..frames {
                 out[k * frames + j] += c * mel[m * frames + j];
             }

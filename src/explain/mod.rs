@@ -40,7 +40,11 @@ impl FilterInfo {
     /// Kernel taps, recomputed in f64 from the learned parameters.
     pub fn kernel(&self, taps: usize) -> Vec<f64> {
         let w = self.window_samples(taps);
-        bandpass_kernel(self.f_low_hz / self.sample_rate_hz, self.f_high_hz / self.sample_rate_hz, &w)
+        bandpass_kernel(
+            self.f_low_hz / self.sample_rate_hz,
+            self.f_high_hz / self.sample_rate_hz,
+            &w,
+        )
     }
     /// `(frequency Hz, |H(f)| dB)` at `n_points` frequencies from 0 to Nyquist.
     pub fn frequency_response(&self, taps: usize, n_points: usize) -> (Vec<f64>, Vec<f64>) {

@@ -92,13 +92,19 @@ pub enum CheckpointError {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Serialises `model` and `card` into checkpoint bytes.
 pub fn to_bytes(model: &IConNet, card: &ModelCard) -> Result<Vec<u8>, String> {
     let card_json = serde_json::to_vec_pretty(card).map_err(|e| e.to_string())?;
-    let record = model.clone().into_record().into_bytes().map_err(|e| e.to_string())?;
+    let record = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(card_json.len() + record.len() + 40);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -129,14 +135,24 @@ pub fn save(model: &IConNet, card: &ModelCard, path: &Path) -> Result<(), String
 
 /// Reads a checkpoint file onto `device`.
 pub fn load(path: &Path, device: &Device) -> Result<(IConNet, ModelCard), CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.into(),
+        source,
+    })?;
     from_bytes(&bytes, path, device)
 }
 
 /// Parses checkpoint bytes; `path` only names the source in errors.
-pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(IConNet, ModelCard), CheckpointError> {
+pub fn from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<(IConNet, ModelCard), CheckpointError> {
     let p = || path.to_path_buf();
-    let truncated = |need: usize| CheckpointError::Truncated { path: p(), got: (bytes.len(), need) };
+    let truncated = |need: usize| CheckpointError::Truncated {
+        path: p(),
+        got: (bytes.len(), need),
+    };
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         if bytes.len() < 8 && MAGIC.starts_with(bytes) {
             return Err(truncated(8));
@@ -152,14 +168,21 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(IConNet
     let version = bytes.get(8..12).ok_or_else(|| truncated(12))?;
     let version = u32::from_le_bytes(version.try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
-        return Err(CheckpointError::WrongVersion { path: p(), found: version });
+        return Err(CheckpointError::WrongVersion {
+            path: p(),
+            found: version,
+        });
     }
     let card_len = read_u64(12)? as usize;
     let card_start = 20usize;
-    let card_end = card_start.checked_add(card_len).ok_or_else(|| truncated(usize::MAX))?;
+    let card_end = card_start
+        .checked_add(card_len)
+        .ok_or_else(|| truncated(usize::MAX))?;
     let record_len = read_u64(card_end)? as usize;
     let record_start = card_end + 8;
-    let record_end = record_start.checked_add(record_len).ok_or_else(|| truncated(usize::MAX))?;
+    let record_end = record_start
+        .checked_add(record_len)
+        .ok_or_else(|| truncated(usize::MAX))?;
     let stored_hash = read_u64(record_end)?;
     if bytes.len() != record_end + 8 {
         return Err(CheckpointError::Corrupt { path: p() });
@@ -167,17 +190,29 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(IConNet
     if fnv1a(&bytes[..record_end]) != stored_hash {
         return Err(CheckpointError::Corrupt { path: p() });
     }
-    let card: ModelCard = serde_json::from_slice(&bytes[card_start..card_end])
-        .map_err(|e| CheckpointError::BadCard { path: p(), reason: e.to_string() })?;
+    let card: ModelCard =
+        serde_json::from_slice(&bytes[card_start..card_end]).map_err(|e| CheckpointError::BadCard {
+            path: p(),
+            reason: e.to_string(),
+        })?;
     card.config
         .validate()
         .map_err(|reason| CheckpointError::BadCard { path: p(), reason })?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes[record_start..record_end].to_vec()))
-        .map_err(|e| CheckpointError::Mismatch { path: p(), reason: e.to_string() })?;
+        .map_err(|e| CheckpointError::Mismatch {
+            path: p(),
+            reason: e.to_string(),
+        })?;
     let fresh = IConNet::new(&card.config, device);
     // burn validates shapes itself; a panic inside it is still reported as a mismatch.
     let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fresh.try_load_record(record)))
-        .map_err(|_| CheckpointError::Mismatch { path: p(), reason: "record could not be applied".into() })?
-        .map_err(|e| CheckpointError::Mismatch { path: p(), reason: e.to_string() })?;
+        .map_err(|_| CheckpointError::Mismatch {
+            path: p(),
+            reason: "record could not be applied".into(),
+        })?
+        .map_err(|e| CheckpointError::Mismatch {
+            path: p(),
+            reason: e.to_string(),
+        })?;
     Ok((loaded, card))
 }

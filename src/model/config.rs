@@ -34,7 +34,12 @@ pub enum FrontEndConfig {
     /// Log-Mel spectrogram baseline.
     LogMel { n_fft: usize, hop: usize, n_mels: usize },
     /// MFCC baseline (DCT-II of the log-Mel spectrogram).
-    Mfcc { n_fft: usize, hop: usize, n_mels: usize, n_mfcc: usize },
+    Mfcc {
+        n_fft: usize,
+        hop: usize,
+        n_mels: usize,
+        n_mfcc: usize,
+    },
 }
 
 /// Pooling over time.
@@ -87,8 +92,8 @@ impl ModelConfig {
         classes: Vec<String>,
         pooling: PoolingKind,
     ) -> Result<Self, String> {
-        let fir = |filters, in_channels, taps, stride, window_terms, mel_groups, learn_bands| {
-            FirBlockConfig {
+        let fir =
+            |filters, in_channels, taps, stride, window_terms, mel_groups, learn_bands| FirBlockConfig {
                 filters,
                 in_channels,
                 taps,
@@ -98,8 +103,7 @@ impl ModelConfig {
                 learn_bands,
                 shared_window: !learn_bands,
                 min_bandwidth: 1.0 / taps as f64,
-            }
-        };
+            };
         let (front_end, head_hidden) = match arch {
             "m13" => (
                 FrontEndConfig::Fir {
@@ -108,7 +112,9 @@ impl ModelConfig {
                 vec![256, 256],
             ),
             "w456" => (
-                FrontEndConfig::Fir { blocks: vec![fir(456, 1, 511, 16, 2, 1, false)] },
+                FrontEndConfig::Fir {
+                    blocks: vec![fir(456, 1, 511, 16, 2, 1, false)],
+                },
                 vec![312, 312],
             ),
             "tiny" => (
@@ -117,9 +123,21 @@ impl ModelConfig {
                 },
                 vec![16],
             ),
-            "logmel" => (FrontEndConfig::LogMel { n_fft: 512, hop: 128, n_mels: 64 }, vec![256, 256]),
+            "logmel" => (
+                FrontEndConfig::LogMel {
+                    n_fft: 512,
+                    hop: 128,
+                    n_mels: 64,
+                },
+                vec![256, 256],
+            ),
             "mfcc" => (
-                FrontEndConfig::Mfcc { n_fft: 512, hop: 128, n_mels: 64, n_mfcc: 40 },
+                FrontEndConfig::Mfcc {
+                    n_fft: 512,
+                    hop: 128,
+                    n_mels: 64,
+                    n_mfcc: 40,
+                },
                 vec![256, 256],
             ),
             other => {
@@ -146,7 +164,10 @@ impl ModelConfig {
     /// Checks the invariants the model code relies on.
     pub fn validate(&self) -> Result<(), String> {
         if self.classes.len() < 2 {
-            return Err(format!("a classifier needs at least 2 classes, got {}", self.classes.len()));
+            return Err(format!(
+                "a classifier needs at least 2 classes, got {}",
+                self.classes.len()
+            ));
         }
         if self.sample_rate < 100 {
             return Err(format!("sample rate {} Hz is too low", self.sample_rate));
@@ -158,7 +179,10 @@ impl ModelConfig {
                 }
                 for (i, b) in blocks.iter().enumerate() {
                     if b.taps % 2 == 0 || b.taps < 3 {
-                        return Err(format!("block {i}: kernel length {} must be odd and >= 3", b.taps));
+                        return Err(format!(
+                            "block {i}: kernel length {} must be odd and >= 3",
+                            b.taps
+                        ));
                     }
                     if b.filters == 0 || b.stride == 0 || b.window_terms == 0 {
                         return Err(format!("block {i}: filters, stride and window terms must be > 0"));
@@ -173,9 +197,13 @@ impl ModelConfig {
                 }
             }
             FrontEndConfig::LogMel { n_fft, hop, n_mels }
-            | FrontEndConfig::Mfcc { n_fft, hop, n_mels, .. } => {
+            | FrontEndConfig::Mfcc {
+                n_fft, hop, n_mels, ..
+            } => {
                 if *n_fft < 16 || *hop == 0 || *n_mels == 0 || *n_mels > n_fft / 2 {
-                    return Err("spectral front-end: need n_fft >= 16, hop > 0, 0 < n_mels <= n_fft/2".into());
+                    return Err(
+                        "spectral front-end: need n_fft >= 16, hop > 0, 0 < n_mels <= n_fft/2".into(),
+                    );
                 }
                 if let FrontEndConfig::Mfcc { n_mfcc, .. } = &self.front_end
                     && (*n_mfcc == 0 || n_mfcc > n_mels)
@@ -249,7 +277,8 @@ mod tests {
     fn invalid_configs_are_rejected() {
         assert!(ModelConfig::named("m13", 16000, vec!["a".into()], PoolingKind::Mean).is_err());
         assert!(ModelConfig::named("nope", 16000, vec!["a".into(), "b".into()], PoolingKind::Mean).is_err());
-        let mut c = ModelConfig::named("m13", 16000, vec!["a".into(), "b".into()], PoolingKind::Mean).unwrap();
+        let mut c =
+            ModelConfig::named("m13", 16000, vec!["a".into(), "b".into()], PoolingKind::Mean).unwrap();
         if let FrontEndConfig::Fir { blocks } = &mut c.front_end {
             blocks[0].taps = 510;
         }

@@ -96,10 +96,19 @@ impl FirBank {
         let tau: Vec<f32> = (0..k).map(|i| i as f32 - centre as f32).collect();
         let inv_pi_tau: Vec<f32> = tau
             .iter()
-            .map(|&t| if t == 0.0 { 0.0 } else { 1.0 / (std::f32::consts::PI * t) })
+            .map(|&t| {
+                if t == 0.0 {
+                    0.0
+                } else {
+                    1.0 / (std::f32::consts::PI * t)
+                }
+            })
             .collect();
         let two_pi_tau = Tensor::<3>::from_data(
-            TensorData::new(tau.iter().map(|t| 2.0 * std::f32::consts::PI * t).collect(), [1, 1, k]),
+            TensorData::new(
+                tau.iter().map(|t| 2.0 * std::f32::consts::PI * t).collect(),
+                [1, 1, k],
+            ),
             &device,
         );
         let inv_pi_tau = Tensor::<3>::from_data(TensorData::new(inv_pi_tau, [1, 1, k]), &device);
@@ -120,7 +129,12 @@ impl FirBank {
             .collect();
         let basis = Tensor::<2>::from_data(TensorData::new(basis, [p, k]), &device);
         let [wh, wc, _] = self.phi.val().dims();
-        let window = self.phi.val().reshape([wh * wc, p]).matmul(basis).reshape([wh, wc, k]);
+        let window = self
+            .phi
+            .val()
+            .reshape([wh * wc, p])
+            .matmul(basis)
+            .reshape([wh, wc, k]);
         ideal * window
     }
 
@@ -138,7 +152,10 @@ impl FirBank {
         let f2: Vec<f32> = f2.into_data().try_to_vec().unwrap_or_default();
         f1.into_iter()
             .zip(f2)
-            .map(|(f_low, f_high)| Band { f_low: f_low as f64, f_high: f_high as f64 })
+            .map(|(f_low, f_high)| Band {
+                f_low: f_low as f64,
+                f_high: f_high as f64,
+            })
             .collect()
     }
 
@@ -165,7 +182,14 @@ impl FirBank {
     fn expand_phi(phi: &Tensor<3>, n: usize) -> Vec<Vec<f64>> {
         let [wh, wc, p] = phi.dims();
         let flat: Vec<f32> = phi.clone().into_data().try_to_vec().unwrap_or_default();
-        let rows: Vec<Vec<f64>> = flat.chunks(p).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
-        if wh * wc == 1 { vec![rows[0].clone(); n] } else { rows }
+        let rows: Vec<Vec<f64>> = flat
+            .chunks(p)
+            .map(|r| r.iter().map(|&v| v as f64).collect())
+            .collect();
+        if wh * wc == 1 {
+            vec![rows[0].clone(); n]
+        } else {
+            rows
+        }
     }
 }

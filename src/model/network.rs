@@ -32,12 +32,23 @@ pub struct AudioBatch {
 impl AudioBatch {
     /// Zero-pads `clips` to the longest (and at least `min_time` samples).
     pub fn from_clips(clips: &[&[f32]], min_time: usize) -> Self {
-        let time = clips.iter().map(|c| c.len()).max().unwrap_or(0).max(min_time).max(1);
+        let time = clips
+            .iter()
+            .map(|c| c.len())
+            .max()
+            .unwrap_or(0)
+            .max(min_time)
+            .max(1);
         let mut samples = vec![0f32; clips.len() * time];
         for (row, clip) in samples.chunks_mut(time).zip(clips) {
             row[..clip.len()].copy_from_slice(clip);
         }
-        Self { samples, batch: clips.len(), time, lengths: clips.iter().map(|c| c.len()).collect() }
+        Self {
+            samples,
+            batch: clips.len(),
+            time,
+            lengths: clips.iter().map(|c| c.len()).collect(),
+        }
     }
 }
 
@@ -47,6 +58,8 @@ pub struct TapeEntry {
     saved: BandEnergySaved,
     /// Leaf holding the pooled band energies `[B, H, T']`; its gradient drives the CPU backward.
     energy: Tensor<3>,
+    /// Valid frames per clip; energies past them are held at zero.
+    valid: Vec<usize>,
 }
 
 /// Result of a forward pass.
@@ -90,7 +103,13 @@ impl IConNet {
         Self {
             blocks,
             pooling: TemporalPooling::new(config.pooling, channels, config.attention_dim, device),
-            head: Head::new(channels, &config.head_hidden, config.classes.len(), config.dropout, device),
+            head: Head::new(
+                channels,
+                &config.head_hidden,
+                config.classes.len(),
+                config.dropout,
+                device,
+            ),
             config: config.clone(),
         }
     }
@@ -106,16 +125,25 @@ impl IConNet {
         let track = device.is_autodiff();
         let (features, band_energy, tape) = match &self.config.front_end {
             FrontEndConfig::Fir { .. } => self.fir_features(batch, &device, track),
-            FrontEndConfig::LogMel { n_fft, hop, n_mels } => {
-                (self.spectral_features(batch, &device, *n_mels, |x| {
+            FrontEndConfig::LogMel { n_fft, hop, n_mels } => (
+                self.spectral_features(batch, &device, *n_mels, |x| {
                     spectral::log_mel(x, *n_fft, *hop, *n_mels, self.config.sample_rate as f64)
-                }), None, Vec::new())
-            }
-            FrontEndConfig::Mfcc { n_fft, hop, n_mels, n_mfcc } => {
-                (self.spectral_features(batch, &device, *n_mfcc, |x| {
+                }),
+                None,
+                Vec::new(),
+            ),
+            FrontEndConfig::Mfcc {
+                n_fft,
+                hop,
+                n_mels,
+                n_mfcc,
+            } => (
+                self.spectral_features(batch, &device, *n_mfcc, |x| {
                     spectral::mfcc(x, *n_fft, *hop, *n_mels, *n_mfcc, self.config.sample_rate as f64)
-                }), None, Vec::new())
-            }
+                }),
+                None,
+                Vec::new(),
+            ),
         };
         let [b, _, frames] = features.dims();
         let stride = self.config.total_stride();
@@ -130,7 +158,13 @@ impl IConNet {
             .collect();
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, frames]), &device);
         let (pooled, attention) = self.pooling.forward(features, padding);
-        Forward { logits: self.head.forward(pooled), attention, band_energy, valid_frames, tape }
+        Forward {
+            logits: self.head.forward(pooled),
+            attention,
+            band_energy,
+            valid_frames,
+            tape,
+        }
     }
 
     fn fir_features(
@@ -141,9 +175,11 @@ impl IConNet {
     ) -> (Tensor<3>, Option<Tensor<3>>, Vec<TapeEntry>) {
         let (b, mut time) = (batch.batch, batch.time);
         let mut conv_input = batch.samples.clone();
-        let mut stacked = Tensor::<3>::from_data(TensorData::new(batch.samples.clone(), [b, 1, time]), device);
+        let mut stacked =
+            Tensor::<3>::from_data(TensorData::new(batch.samples.clone(), [b, 1, time]), device);
         let mut tape = Vec::new();
         let mut first_energy = None;
+        let mut cumulative_stride = 1;
         for (i, block) in self.blocks.iter().enumerate() {
             let bank = &block.bank;
             let shape = BandEnergyShape {
@@ -155,8 +191,17 @@ impl IConNet {
                 stride: block.stride,
             };
             let kernels: Vec<f32> = bank.kernels().into_data().try_to_vec().expect("f32 kernels");
-            let (energy, saved) = band_energy_forward(&conv_input, &kernels, shape, track);
+            let (mut energy, saved) = band_energy_forward(&conv_input, &kernels, shape, track);
             time = shape.out_time();
+            cumulative_stride *= block.stride;
+            // Frames past a clip's end would see only the kernels' reach into the padding: hold
+            // them at zero so a clip's result does not depend on what it is batched with.
+            let valid: Vec<usize> = batch
+                .lengths
+                .iter()
+                .map(|&l| (l / cumulative_stride).min(time))
+                .collect();
+            mask_frames(&mut energy, bank.filters, time, &valid);
             let mut energy = Tensor::<3>::from_data(TensorData::new(energy, [b, bank.filters, time]), device);
             if track {
                 energy = energy.require_grad();
@@ -164,7 +209,12 @@ impl IConNet {
             let features = nlrelu(energy.clone());
             stacked = Tensor::cat(vec![avg_pool_time(stacked, block.stride), features.clone()], 1);
             if let Some(saved) = saved {
-                tape.push(TapeEntry { block: i, saved, energy });
+                tape.push(TapeEntry {
+                    block: i,
+                    saved,
+                    energy,
+                    valid,
+                });
             }
             if i == 0 {
                 first_energy = Some(features.clone());
@@ -196,8 +246,16 @@ impl IConNet {
         let mut params = GradientsParams::from_grads(grads, self);
         for i in (0..tape.len()).rev() {
             let entry = &tape[i];
-            let Some(g_energy) = pending[i].take() else { continue };
-            let g_energy: Vec<f32> = g_energy.into_data().try_to_vec().expect("f32 gradient");
+            let Some(g_energy) = pending[i].take() else {
+                continue;
+            };
+            let mut g_energy: Vec<f32> = g_energy.into_data().try_to_vec().expect("f32 gradient");
+            mask_frames(
+                &mut g_energy,
+                self.blocks[entry.block].bank.filters,
+                entry.saved_out_time(),
+                &entry.valid,
+            );
             let input_source = i.checked_sub(1);
             let (g_kernels, g_input) = band_energy_backward(&entry.saved, &g_energy, input_source.is_some());
             // Gradients reach the filter parameters (and the previous block's energies) through a
@@ -235,6 +293,22 @@ impl IConNet {
     }
 }
 
+impl TapeEntry {
+    fn saved_out_time(&self) -> usize {
+        self.energy.dims()[2]
+    }
+}
+
+/// Zeroes frames `valid[b]..` of every row of `x [B, H, T]`.
+fn mask_frames(x: &mut [f32], filters: usize, time: usize, valid: &[usize]) {
+    for (row, chunk) in x.chunks_mut(time.max(1)).enumerate() {
+        let v = valid[row / filters];
+        if v < chunk.len() {
+            chunk[v..].iter_mut().for_each(|e| *e = 0.0);
+        }
+    }
+}
+
 fn register<const D: usize>(param: &Param<Tensor<D>>, grads: &Gradients, out: &mut GradientsParams) {
     if let Some(g) = param.val().grad(grads) {
         let g = match out.remove::<D>(param.id) {
@@ -255,5 +329,8 @@ pub fn nlrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 pub fn avg_pool_time(x: Tensor<3>, s: usize) -> Tensor<3> {
     let [b, c, t] = x.dims();
     let frames = t / s;
-    x.narrow(2, 0, frames * s).reshape([b, c, frames, s]).mean_dim(3).reshape([b, c, frames])
+    x.narrow(2, 0, frames * s)
+        .reshape([b, c, frames, s])
+        .mean_dim(3)
+        .reshape([b, c, frames])
 }

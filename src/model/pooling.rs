@@ -17,7 +17,10 @@ pub struct TemporalPooling {
 impl TemporalPooling {
     pub fn new(kind: PoolingKind, channels: usize, hidden: usize, device: &Device) -> Self {
         match kind {
-            PoolingKind::Mean => Self { projection: None, score: None },
+            PoolingKind::Mean => Self {
+                projection: None,
+                score: None,
+            },
             PoolingKind::Attention => Self {
                 projection: Some(LinearConfig::new(channels, hidden).init(device)),
                 score: Some(LinearConfig::new(hidden, 1).with_bias(false).init(device)),

@@ -24,7 +24,16 @@ pub struct Dataset {
     pub examples: Vec<Example>,
 }
 
-const RAVDESS: [&str; 8] = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"];
+const RAVDESS: [&str; 8] = [
+    "neutral",
+    "calm",
+    "happy",
+    "sad",
+    "angry",
+    "fearful",
+    "disgust",
+    "surprised",
+];
 const CREMA: [(&str, &str); 6] = [
     ("ANG", "angry"),
     ("DIS", "disgust"),
@@ -45,7 +54,9 @@ fn audio_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Finds the layout of `root` and lists its labelled examples.
@@ -64,7 +75,12 @@ pub fn discover(root: &Path) -> Result<Dataset, String> {
         .filter(|p| p.is_dir())
         .collect();
     subdirs.sort();
-    reference_dirs.extend(subdirs.iter().filter(|d| d.join("REFERENCE.csv").is_file()).cloned());
+    reference_dirs.extend(
+        subdirs
+            .iter()
+            .filter(|d| d.join("REFERENCE.csv").is_file())
+            .cloned(),
+    );
     if !reference_dirs.is_empty() {
         return physionet(&reference_dirs);
     }
@@ -77,10 +93,18 @@ pub fn discover(root: &Path) -> Result<Dataset, String> {
             .zip(&names)
             .map(|(p, n)| {
                 let (digit, speaker) = parse_fsdd(n).expect("checked");
-                Example { path: p.clone(), label: digit, group: speaker }
+                Example {
+                    path: p.clone(),
+                    label: digit,
+                    group: speaker,
+                }
             })
             .collect();
-        return Ok(Dataset { layout: "fsdd", classes, examples });
+        return Ok(Dataset {
+            layout: "fsdd",
+            classes,
+            examples,
+        });
     }
     if !files.is_empty() && names.iter().all(|n| parse_ravdess(n).is_some()) {
         let examples = files
@@ -88,10 +112,18 @@ pub fn discover(root: &Path) -> Result<Dataset, String> {
             .zip(&names)
             .map(|(p, n)| {
                 let (emotion, actor) = parse_ravdess(n).expect("checked");
-                Example { path: p.clone(), label: emotion, group: format!("actor{actor:02}") }
+                Example {
+                    path: p.clone(),
+                    label: emotion,
+                    group: format!("actor{actor:02}"),
+                }
             })
             .collect();
-        return Ok(Dataset { layout: "ravdess", classes: RAVDESS.iter().map(|s| s.to_string()).collect(), examples });
+        return Ok(Dataset {
+            layout: "ravdess",
+            classes: RAVDESS.iter().map(|s| s.to_string()).collect(),
+            examples,
+        });
     }
     if !files.is_empty() && names.iter().all(|n| parse_crema(n).is_some()) {
         let examples = files
@@ -99,13 +131,24 @@ pub fn discover(root: &Path) -> Result<Dataset, String> {
             .zip(&names)
             .map(|(p, n)| {
                 let (emotion, speaker) = parse_crema(n).expect("checked");
-                Example { path: p.clone(), label: emotion, group: speaker }
+                Example {
+                    path: p.clone(),
+                    label: emotion,
+                    group: speaker,
+                }
             })
             .collect();
-        return Ok(Dataset { layout: "crema-d", classes: CREMA.iter().map(|c| c.1.to_string()).collect(), examples });
+        return Ok(Dataset {
+            layout: "crema-d",
+            classes: CREMA.iter().map(|c| c.1.to_string()).collect(),
+            examples,
+        });
     }
     // A folder per class; each file is its own group unless named `speaker_...`.
-    let class_dirs: Vec<&PathBuf> = subdirs.iter().filter(|d| audio_files(d).is_ok_and(|f| !f.is_empty())).collect();
+    let class_dirs: Vec<&PathBuf> = subdirs
+        .iter()
+        .filter(|d| audio_files(d).is_ok_and(|f| !f.is_empty()))
+        .collect();
     if class_dirs.len() >= 2 {
         let classes: Vec<String> = class_dirs.iter().map(|d| stem(d)).collect();
         let mut examples = Vec::new();
@@ -113,10 +156,18 @@ pub fn discover(root: &Path) -> Result<Dataset, String> {
             for p in audio_files(dir)? {
                 let name = stem(&p);
                 let group = name.split_once('_').map(|(g, _)| g.to_string()).unwrap_or(name);
-                examples.push(Example { path: p, label, group });
+                examples.push(Example {
+                    path: p,
+                    label,
+                    group,
+                });
             }
         }
-        return Ok(Dataset { layout: "folder-per-class", classes, examples });
+        return Ok(Dataset {
+            layout: "folder-per-class",
+            classes,
+            examples,
+        });
     }
     Err(format!(
         "{}: no known layout (REFERENCE.csv, FSDD/RAVDESS/CREMA-D file names, or one folder of WAV files per class)",
@@ -142,7 +193,10 @@ fn parse_crema(name: &str) -> Option<(usize, String)> {
     if parts.len() != 4 || parts[0].parse::<u32>().is_err() {
         return None;
     }
-    CREMA.iter().position(|c| c.0 == parts[2]).map(|i| (i, parts[0].to_string()))
+    CREMA
+        .iter()
+        .position(|c| c.0 == parts[2])
+        .map(|i| (i, parts[0].to_string()))
 }
 
 fn physionet(dirs: &[PathBuf]) -> Result<Dataset, String> {
@@ -156,7 +210,13 @@ fn physionet(dirs: &[PathBuf]) -> Result<Dataset, String> {
                 continue;
             }
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let bad = || format!("{}: line {}: expected 'record,label' with label 1 or -1, got '{line}'", csv.display(), i + 1);
+            let bad = || {
+                format!(
+                    "{}: line {}: expected 'record,label' with label 1 or -1, got '{line}'",
+                    csv.display(),
+                    i + 1
+                )
+            };
             if fields.len() < 2 {
                 return Err(bad());
             }
@@ -167,14 +227,28 @@ fn physionet(dirs: &[PathBuf]) -> Result<Dataset, String> {
             };
             let wav = dir.join(format!("{}.wav", fields[0]));
             let hea = dir.join(format!("{}.hea", fields[0]));
-            let path = if wav.is_file() { wav } else if hea.is_file() { hea } else { continue };
-            examples.push(Example { path, label, group: fields[0].to_string() });
+            let path = if wav.is_file() {
+                wav
+            } else if hea.is_file() {
+                hea
+            } else {
+                continue;
+            };
+            examples.push(Example {
+                path,
+                label,
+                group: fields[0].to_string(),
+            });
         }
     }
     if examples.is_empty() {
         return Err("REFERENCE.csv lists no record whose .wav or .hea is present".into());
     }
-    Ok(Dataset { layout: "physionet-2016", classes: vec!["normal".into(), "abnormal".into()], examples })
+    Ok(Dataset {
+        layout: "physionet-2016",
+        classes: vec!["normal".into(), "abnormal".into()],
+        examples,
+    })
 }
 
 impl Dataset {
@@ -185,7 +259,11 @@ impl Dataset {
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (from, to) = item.split_once('=').unwrap_or((item, item));
             if !self.classes.iter().any(|c| c == from.trim()) {
-                return Err(format!("--classes: '{}' is not a class of this data ({})", from.trim(), self.classes.join(", ")));
+                return Err(format!(
+                    "--classes: '{}' is not a class of this data ({})",
+                    from.trim(),
+                    self.classes.join(", ")
+                ));
             }
             mapping.insert(from.trim().to_string(), to.trim().to_string());
         }
@@ -196,7 +274,13 @@ impl Dataset {
             }
         }
         // Keep the original order of first appearance for stable indices.
-        new_classes.sort_by_key(|c| mapping.iter().filter(|(_, t)| *t == c).filter_map(|(f, _)| self.classes.iter().position(|x| x == f)).min());
+        new_classes.sort_by_key(|c| {
+            mapping
+                .iter()
+                .filter(|(_, t)| *t == c)
+                .filter_map(|(f, _)| self.classes.iter().position(|x| x == f))
+                .min()
+        });
         if new_classes.len() < 2 {
             return Err("--classes must leave at least 2 classes".into());
         }
@@ -238,5 +322,8 @@ pub fn split_groups(examples: &[Example], fraction: f64, seed: u64) -> (Vec<Exam
         count += examples.iter().filter(|e| &e.group == g).count();
         val_groups.insert(g.clone());
     }
-    examples.iter().cloned().partition(|e| !val_groups.contains(&e.group))
+    examples
+        .iter()
+        .cloned()
+        .partition(|e| !val_groups.contains(&e.group))
 }

@@ -36,25 +36,45 @@ impl Metrics {
         let recall: Vec<f64> = (0..k)
             .map(|i| {
                 let total: usize = confusion[i].iter().sum();
-                if total == 0 { f64::NAN } else { confusion[i][i] as f64 / total as f64 }
+                if total == 0 {
+                    f64::NAN
+                } else {
+                    confusion[i][i] as f64 / total as f64
+                }
             })
             .collect();
         let present: Vec<f64> = recall.iter().copied().filter(|r| !r.is_nan()).collect();
-        let uar = if present.is_empty() { 0.0 } else { present.iter().sum::<f64>() / present.len() as f64 };
+        let uar = if present.is_empty() {
+            0.0
+        } else {
+            present.iter().sum::<f64>() / present.len() as f64
+        };
         let f1: Vec<f64> = (0..k)
             .filter(|&i| confusion[i].iter().sum::<usize>() > 0)
             .map(|i| {
                 let tp = confusion[i][i] as f64;
                 let predicted_i: usize = (0..k).map(|t| confusion[t][i]).sum();
                 let actual_i: usize = confusion[i].iter().sum();
-                if tp == 0.0 { 0.0 } else { 2.0 * tp / (predicted_i + actual_i) as f64 }
+                if tp == 0.0 {
+                    0.0
+                } else {
+                    2.0 * tp / (predicted_i + actual_i) as f64
+                }
             })
             .collect();
-        let macro_f1 = if f1.is_empty() { 0.0 } else { f1.iter().sum::<f64>() / f1.len() as f64 };
+        let macro_f1 = if f1.is_empty() {
+            0.0
+        } else {
+            f1.iter().sum::<f64>() / f1.len() as f64
+        };
         let heart = (k == 2 && classes[0] == "normal" && classes[1] == "abnormal").then(|| {
             let se = recall[1];
             let sp = recall[0];
-            HeartMetrics { sensitivity: se, specificity: sp, macc: (se + sp) / 2.0 }
+            HeartMetrics {
+                sensitivity: se,
+                specificity: sp,
+                macc: (se + sp) / 2.0,
+            }
         });
         Self {
             n,
@@ -74,7 +94,10 @@ impl Metrics {
             self.accuracy, self.uar, self.macro_f1, self.n
         );
         if let Some(h) = &self.heart {
-            s.push_str(&format!("  Se {:.3} Sp {:.3} MAcc {:.3}", h.sensitivity, h.specificity, h.macc));
+            s.push_str(&format!(
+                "  Se {:.3} Sp {:.3} MAcc {:.3}",
+                h.sensitivity, h.specificity, h.macc
+            ));
         }
         s
     }

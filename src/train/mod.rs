@@ -1,5 +1,6 @@
 //! Training and evaluation: datasets, splits, optimiser, metrics, loop.
 
+pub mod augment;
 pub mod dataset;
 pub mod metrics;
 pub mod radam;

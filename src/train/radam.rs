@@ -13,7 +13,12 @@ pub struct RAdam {
 
 impl Default for RAdam {
     fn default() -> Self {
-        Self { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, weight_decay: 1e-4 }
+        Self {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 1e-4,
+        }
     }
 }
 
@@ -32,10 +37,19 @@ impl<const D: usize> RecordState for RAdamState<D> {
     }
 
     fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
-        let time = src.take_tensor(prefix, "time")?.try_to_vec::<f32>().ok()?.first().copied()? as usize;
+        let time = src
+            .take_tensor(prefix, "time")?
+            .try_to_vec::<f32>()
+            .ok()?
+            .first()
+            .copied()? as usize;
         let moment_1 = Tensor::from_data(src.take_tensor(prefix, "moment_1")?, device);
         let moment_2 = Tensor::from_data(src.take_tensor(prefix, "moment_2")?, device);
-        Some(Self { time, moment_1, moment_2 })
+        Some(Self {
+            time,
+            moment_1,
+            moment_2,
+        })
     }
 }
 
@@ -74,8 +88,15 @@ impl Optimizer for RAdam {
         let rho_t = rho_inf - 2.0 * t as f64 * b2t / (1.0 - b2t);
         let m_hat = state.moment_1.clone().mul_scalar(1.0 / bias_1);
         let update = if rho_t > 5.0 {
-            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).sqrt();
-            let denom = state.moment_2.clone().mul_scalar(1.0 / (1.0 - b2t)).sqrt().add_scalar(self.epsilon);
+            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                .sqrt();
+            let denom = state
+                .moment_2
+                .clone()
+                .mul_scalar(1.0 / (1.0 - b2t))
+                .sqrt()
+                .add_scalar(self.epsilon);
             (m_hat / denom).mul_scalar(rect)
         } else {
             m_hat
@@ -96,7 +117,9 @@ pub fn one_cycle_lr(step: usize, total: usize, max_lr: f64) -> f64 {
     let total = total.max(2) as f64;
     let warm = (0.3 * total).max(1.0);
     let s = step as f64;
-    let cos_interp = |from: f64, to: f64, frac: f64| to + (from - to) * (1.0 + (std::f64::consts::PI * frac.clamp(0.0, 1.0)).cos()) / 2.0;
+    let cos_interp = |from: f64, to: f64, frac: f64| {
+        to + (from - to) * (1.0 + (std::f64::consts::PI * frac.clamp(0.0, 1.0)).cos()) / 2.0
+    };
     let start = max_lr / 25.0;
     if s < warm {
         cos_interp(start, max_lr, s / warm)
@@ -119,7 +142,10 @@ mod tests {
     #[test]
     fn first_steps_are_sgd_with_momentum_then_adaptive() {
         let device = Device::flex();
-        let opt = RAdam { weight_decay: 0.0, ..Default::default() };
+        let opt = RAdam {
+            weight_decay: 0.0,
+            ..Default::default()
+        };
         let p = Tensor::<1>::from_floats([1.0], &device);
         let g = Tensor::<1>::from_floats([0.5], &device);
         // t = 1: rho_t = 1 <= 5, update = m_hat = g.

@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use super::augment::Augment;
 use super::dataset::Example;
 use super::metrics::Metrics;
 use super::radam::{RAdam, one_cycle_lr};
@@ -36,6 +37,7 @@ pub struct TrainOptions {
     pub seed: u64,
     pub out: PathBuf,
     pub show_progress: bool,
+    pub augment: Augment,
 }
 
 /// A decoded, resampled, normalised example.
@@ -51,7 +53,11 @@ pub fn load_clips(examples: &[Example], rate: u32) -> (Vec<Clip>, Vec<String>) {
         .par_iter()
         .map(|e| {
             audio::load_for_model(&e.path, rate)
-                .map(|(samples, _)| Clip { samples, label: e.label, path: e.path.clone() })
+                .map(|(samples, _)| Clip {
+                    samples,
+                    label: e.label,
+                    path: e.path.clone(),
+                })
                 .map_err(|err| err.to_string())
         })
         .collect();
@@ -93,12 +99,19 @@ pub fn train(
     device.seed(options.seed);
     let device = device.clone().autodiff();
     let mut model = IConNet::new(config, &device);
-    let mut optim = ModuleOptimizer::from(RAdam { weight_decay: options.weight_decay as f32, ..Default::default() });
+    let mut optim = ModuleOptimizer::from(RAdam {
+        weight_decay: options.weight_decay as f32,
+        ..Default::default()
+    });
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let crop = ((options.crop_seconds * config.sample_rate as f64) as usize).max(config.min_samples());
     let steps_per_epoch = train.len().div_ceil(options.batch_size);
     let total_steps = steps_per_epoch * options.epochs;
-    let bar = if options.show_progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
+    let bar = if options.show_progress {
+        ProgressBar::new(total_steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
             .expect("static template")
@@ -118,26 +131,42 @@ pub fn train(
                 interrupted = true;
                 break 'epochs;
             }
-            let crops: Vec<&[f32]> = chunk
+            let crops: Vec<Vec<f32>> = chunk
                 .iter()
                 .map(|&i| {
                     let s = &train[i].samples;
-                    if s.len() <= crop {
+                    // Crop a little more than needed so that speeding up still fills the crop.
+                    let want = ((crop as f64) * (1.0 + options.augment.speed)).ceil() as usize;
+                    let piece = if s.len() <= want {
                         &s[..]
                     } else {
-                        let start = rng.random_range(0..=s.len() - crop);
-                        &s[start..start + crop]
-                    }
+                        let start = rng.random_range(0..=s.len() - want);
+                        &s[start..start + want]
+                    };
+                    let mut y = options.augment.apply(piece, &mut rng);
+                    y.truncate(crop);
+                    y
                 })
                 .collect();
-            let batch = AudioBatch::from_clips(&crops, crop);
+            let refs: Vec<&[f32]> = crops.iter().map(|c| &c[..]).collect();
+            let batch = AudioBatch::from_clips(&refs, crop);
             let labels: Vec<i64> = chunk.iter().map(|&i| train[i].label as i64).collect();
-            let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
+            let targets =
+                Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
             let out = model.forward(&batch);
             let predicted = argmax_rows(out.logits.clone());
-            correct += predicted.iter().zip(&labels).filter(|(p, l)| **p as i64 == **l).count();
+            correct += predicted
+                .iter()
+                .zip(&labels)
+                .filter(|(p, l)| **p as i64 == **l)
+                .count();
             let loss = loss_fn.forward(out.logits, targets);
-            let loss_value: f32 = loss.clone().into_data().try_to_vec::<f32>().map(|v| v[0]).unwrap_or(f32::NAN);
+            let loss_value: f32 = loss
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map(|v| v[0])
+                .unwrap_or(f32::NAN);
             if !loss_value.is_finite() {
                 return Err(format!("loss became {loss_value} at epoch {epoch}, step {step}"));
             }
@@ -155,13 +184,26 @@ pub fn train(
                 options.epochs,
                 loss_sum / count as f64,
                 correct as f64 / count as f64,
-                best.as_ref().map(|(_, m)| format!(" best val UAR {:.3}", m.uar)).unwrap_or_default()
+                best.as_ref()
+                    .map(|(_, m)| format!(" best val UAR {:.3}", m.uar))
+                    .unwrap_or_default()
             ));
             bar.inc(1);
         }
         let valid_model = model.valid();
         let metrics = evaluate(&valid_model, validation);
-        bar.println(format!("epoch {:>3}: train loss {:.4}  val {}", epoch + 1, loss_sum / count.max(1) as f64, metrics.summary()));
+        let line = format!(
+            "epoch {:>3}: train loss {:.4} acc {:.3}  val {}",
+            epoch + 1,
+            loss_sum / count.max(1) as f64,
+            correct as f64 / count.max(1) as f64,
+            metrics.summary()
+        );
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
         if best.as_ref().is_none_or(|(_, m)| metrics.uar > m.uar) {
             checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
             best = Some((epoch + 1, metrics));
@@ -169,7 +211,8 @@ pub fn train(
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let (best_epoch, best_validation) = best.ok_or("interrupted before the first epoch ended: no checkpoint written")?;
+    let (best_epoch, best_validation) =
+        best.ok_or("interrupted before the first epoch ended: no checkpoint written")?;
     Ok(TrainReport {
         best_epoch,
         best_validation,
@@ -189,7 +232,10 @@ pub fn predict_clips(model: &IConNet, clips: &[Clip]) -> Vec<usize> {
     let mut start = 0;
     while start < order.len() {
         let mut end = start + 1;
-        while end < order.len() && end - start < 16 && clips[order[end]].samples.len() * (end - start + 1) < 1 << 20 {
+        while end < order.len()
+            && end - start < 16
+            && clips[order[end]].samples.len() * (end - start + 1) < 1 << 20
+        {
             end += 1;
         }
         let refs: Vec<&[f32]> = order[start..end].iter().map(|&i| &clips[i].samples[..]).collect();
@@ -214,7 +260,13 @@ fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
     let values: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");
     values
         .chunks(k)
-        .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0))
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i)
+                .unwrap_or(0)
+        })
         .collect()
 }
 
@@ -252,7 +304,10 @@ pub fn clip_global_norm(model: &IConNet, grads: &mut GradientsParams, max_norm: 
     model.visit(&mut norm);
     let total = norm.sum_sq.sqrt();
     if max_norm > 0.0 && total > max_norm {
-        let mut scale = ScaleVisitor { grads, scale: (max_norm / (total + 1e-6)) as f32 };
+        let mut scale = ScaleVisitor {
+            grads,
+            scale: (max_norm / (total + 1e-6)) as f32,
+        };
         model.visit(&mut scale);
     }
     total

@@ -1,0 +1,123 @@
+//! The `iconnet` binary: train a tiny model, then predict with JSON output and a bad file.
+
+mod common;
+
+use std::process::Command;
+
+use common::shared_data;
+
+fn iconnet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_iconnet"));
+    c.env("ICONNET_BACKEND", "flex");
+    c
+}
+
+#[test]
+fn train_then_predict_json_with_one_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.iconnet");
+    let out = iconnet()
+        .args([
+            "train",
+            shared_data().join("fsdd").to_str().unwrap(),
+            "--arch",
+            "tiny",
+            "--epochs",
+            "1",
+            "--limit",
+            "3",
+            "--quiet",
+        ])
+        .args([
+            "--groups",
+            "jackson,theo,lucas",
+            "--holdout",
+            "lucas",
+            "--out",
+            model.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "train failed: {stderr}");
+    assert!(
+        stderr.contains("validation") && stderr.contains("test"),
+        "{stderr}"
+    );
+    assert!(model.is_file() && model.with_extension("json").is_file());
+
+    let card = iconnet()
+        .args(["card", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(card.status.success());
+    let card: serde_json::Value = serde_json::from_slice(&card.stdout).unwrap();
+    assert_eq!(card["config"]["arch"], "tiny");
+    assert_eq!(card["training"]["test_groups"][0], "lucas");
+    assert!(card["metrics"]["test"]["accuracy"].is_number());
+
+    let bad = dir.path().join("bad.wav");
+    std::fs::write(&bad, b"ID3 not audio").unwrap();
+    let good = shared_data().join("fsdd/3_lucas_7.wav");
+    let out = iconnet()
+        .args(["predict", "--json", "--model", model.to_str().unwrap()])
+        .args([
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a failed file must set the exit code");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = json.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let first = &items[0];
+    assert_eq!(first["model"], "tiny");
+    let probs = first["probabilities"].as_object().unwrap();
+    assert_eq!(probs.len(), 10);
+    let total: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4);
+    assert!(probs.contains_key(first["top_class"].as_str().unwrap()));
+    let times = first["attention"]["times_s"].as_array().unwrap();
+    let weights = first["attention"]["weights"].as_array().unwrap();
+    assert_eq!(times.len(), weights.len());
+    assert!(!times.is_empty());
+    let wsum: f64 = weights.iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((wsum - 1.0).abs() < 1e-4);
+    assert!(items[1]["error"].as_str().unwrap().contains("MP3"));
+    assert!(items[1].get("probabilities").is_none());
+    assert_eq!(items[2]["probabilities"], items[0]["probabilities"]);
+
+    let plain = iconnet()
+        .args([
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("3_lucas_7.wav"));
+}
+
+#[test]
+fn missing_model_and_unknown_data_are_one_line_errors() {
+    let out = iconnet()
+        .args(["predict", "--model", "/nonexistent.iconnet", "x.wav"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent.iconnet"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = iconnet()
+        .args(["train", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no known layout"));
+}

@@ -1,0 +1,175 @@
+//! Shape contracts of the public entries, attention masking, and checkpoints.
+
+mod common;
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use common::{classes, noise};
+use iconnet::model::checkpoint::{self, CheckpointError, ModelCard};
+use iconnet::model::{AudioBatch, IConNet, ModelConfig, PoolingKind};
+
+fn model(arch: &str, pooling: PoolingKind) -> IConNet {
+    let config = ModelConfig::named(arch, 8000, classes(3), pooling).unwrap();
+    IConNet::new(&config, &Device::flex())
+}
+
+#[test]
+fn forward_shapes_for_every_architecture() {
+    let long = noise(8000, 1);
+    let short = noise(3000, 2);
+    for arch in iconnet::model::config::ARCHITECTURES {
+        for pooling in [PoolingKind::Mean, PoolingKind::Attention] {
+            let m = model(arch, pooling);
+            let stride = m.config.total_stride();
+            let batch = AudioBatch::from_clips(&[&long, &short], m.config.min_samples());
+            assert_eq!((batch.batch, batch.time), (2, 8000));
+            let out = m.forward(&batch);
+            assert_eq!(out.logits.dims(), [2, 3], "{arch}");
+            let frames = 8000 / stride;
+            assert_eq!(out.attention.dims(), [2, frames], "{arch}");
+            assert_eq!(out.valid_frames, vec![frames, 3000 / stride], "{arch}");
+            if let Some(e) = out.band_energy {
+                let first = &m.blocks[0];
+                assert_eq!(e.dims(), [2, first.bank.filters, 8000 / first.stride], "{arch}");
+            } else {
+                assert!(m.blocks.is_empty(), "{arch}: FIR model without band energies");
+            }
+            assert!(out.tape.is_empty(), "{arch}: inference recorded a tape");
+        }
+    }
+}
+
+#[test]
+fn attention_sums_to_one_over_valid_frames_and_is_zero_on_padding() {
+    for pooling in [PoolingKind::Attention, PoolingKind::Mean] {
+        let m = model("m13", pooling);
+        let a = noise(16000, 3);
+        let b = noise(5000, 4);
+        let out = m.forward(&AudioBatch::from_clips(&[&a, &b], 0));
+        let [_, frames] = out.attention.dims();
+        let w: Vec<f32> = out.attention.into_data().try_to_vec().unwrap();
+        for (row, &valid) in out.valid_frames.iter().enumerate() {
+            let r = &w[row * frames..(row + 1) * frames];
+            let sum: f32 = r[..valid].iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "{pooling:?} row {row}: sum {sum}");
+            assert!(
+                r[valid..].iter().all(|&v| v == 0.0),
+                "{pooling:?} row {row}: weight on padding"
+            );
+            assert!(r[..valid].iter().all(|&v| v >= 0.0));
+        }
+    }
+}
+
+#[test]
+fn padding_does_not_change_a_clips_prediction_much() {
+    // Zero padding only touches frames near the end through the kernels' reach; the masked
+    // pooling must ignore the padded frames themselves.
+    let m = model("m13", PoolingKind::Attention);
+    let a = noise(6000, 5);
+    let alone = m.forward(&AudioBatch::from_clips(&[&a], 0)).logits;
+    let padded = m
+        .forward(&AudioBatch::from_clips(&[&a, &noise(16000, 6)], 0))
+        .logits;
+    let x: Vec<f32> = alone.into_data().try_to_vec().unwrap();
+    let y: Vec<f32> = padded.into_data().try_to_vec().unwrap();
+    for i in 0..3 {
+        assert!((x[i] - y[i]).abs() < 1e-4, "logit {i}: {} vs {}", x[i], y[i]);
+    }
+}
+
+#[test]
+fn checkpoint_round_trip_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.iconnet");
+    let m = model("m13", PoolingKind::Attention);
+    let mut card = ModelCard::new("test", &m);
+    card.notes.push("round trip".into());
+    checkpoint::save(&m, &card, &path).unwrap();
+    assert!(
+        path.with_extension("json").is_file(),
+        "readable card beside the checkpoint"
+    );
+    let (loaded, loaded_card) = checkpoint::load(&path, &Device::flex()).unwrap();
+    assert_eq!(loaded_card, card);
+    assert_eq!(card.initial_bands_hz.len(), 2);
+    assert_eq!(card.initial_bands_hz[0].len(), 128);
+    let x = noise(4000, 7);
+    let batch = AudioBatch::from_clips(&[&x], 0);
+    let a: Vec<f32> = m.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    let b: Vec<f32> = loaded.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    assert_eq!(a, b);
+    assert_eq!(loaded.blocks[1].bank.bands(), m.blocks[1].bank.bands());
+}
+
+fn load_err(bytes: &[u8]) -> CheckpointError {
+    match checkpoint::from_bytes(bytes, Path::new("x.iconnet"), &Device::flex()) {
+        Ok(_) => panic!("loaded a bad checkpoint"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn bad_checkpoints_give_clear_errors() {
+    let m = model("tiny", PoolingKind::Attention);
+    let card = ModelCard::new("tiny", &m);
+    let good = checkpoint::to_bytes(&m, &card).unwrap();
+    assert!(checkpoint::from_bytes(&good, Path::new("x"), &Device::flex()).is_ok());
+
+    let e = load_err(&good[..good.len() / 2]);
+    assert!(
+        matches!(
+            e,
+            CheckpointError::Truncated { .. } | CheckpointError::Corrupt { .. }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("x.iconnet: "), "{e}");
+    assert!(matches!(load_err(&good[..5]), CheckpointError::Truncated { .. }));
+    assert!(matches!(load_err(b""), CheckpointError::Truncated { .. }));
+
+    let mut corrupt = good.clone();
+    let at = good.len() - 100;
+    corrupt[at] ^= 0xFF;
+    assert!(matches!(load_err(&corrupt), CheckpointError::Corrupt { .. }));
+
+    let mut version = good.clone();
+    version[8] = 99;
+    let e = load_err(&version);
+    assert!(
+        matches!(e, CheckpointError::WrongVersion { found: 99, .. }),
+        "{e}"
+    );
+
+    assert!(matches!(
+        load_err(b"RIFF....WAVEfmt "),
+        CheckpointError::NotACheckpoint { .. }
+    ));
+    assert!(matches!(
+        load_err(
+            &noise(1000, 8)
+                .iter()
+                .map(|v| (v * 255.0) as u8)
+                .collect::<Vec<_>>()
+        ),
+        CheckpointError::NotACheckpoint { .. }
+    ));
+
+    // Weights of one configuration under the card of another.
+    let mut other = card.clone();
+    other.config.head_hidden = vec![32];
+    let e = load_err(&checkpoint::to_bytes(&m, &other).unwrap());
+    assert!(matches!(e, CheckpointError::Mismatch { .. }), "{e}");
+
+    // An invalid configuration in the card.
+    let mut invalid = card.clone();
+    invalid.config.classes = vec!["only".into()];
+    let e = load_err(&checkpoint::to_bytes(&m, &invalid).unwrap());
+    assert!(matches!(e, CheckpointError::BadCard { .. }), "{e}");
+
+    let e = checkpoint::load(Path::new("/nonexistent/model.iconnet"), &Device::flex())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("/nonexistent/model.iconnet"), "{e}");
+}
