@@ -1,1 +1,144 @@
+//! Engine benchmarks: kernel generation, band-energy op (FFT vs direct), `predict` end to end,
+//! one training step. Run: `cargo bench --profile dev --bench engine`.
 
+use std::hint::black_box;
+use std::time::Duration;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use criterion::{Criterion, criterion_group, criterion_main};
+use iconnet::dsp::fftconv::{BandEnergyShape, band_energy_forward, correlate_direct};
+use iconnet::model::{AudioBatch, IConNet, ModelConfig, PoolingKind};
+
+/// A PCG-like test signal: 50 Hz bursts at 1.2 Hz plus a weak 311 Hz tone.
+fn signal(n: usize, rate: f32) -> Vec<f32> {
+    (0..n)
+        .map(|t| {
+            let x = t as f32 / rate;
+            (2.0 * std::f32::consts::PI * 50.0 * x).sin()
+                * (2.0 * std::f32::consts::PI * 1.2 * x).sin().max(0.0)
+                + 0.1 * (2.0 * std::f32::consts::PI * 311.0 * x).sin()
+        })
+        .collect()
+}
+
+fn classes(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("c{i}")).collect()
+}
+
+fn write_wav(path: &std::path::Path, samples: &[f32], rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        w.write_sample((s * 16000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn model(arch: &str, rate: u32, device: &Device) -> IConNet {
+    IConNet::new(
+        &ModelConfig::named(arch, rate, classes(2), PoolingKind::Attention).unwrap(),
+        device,
+    )
+}
+
+fn kernels_and_front_end(c: &mut Criterion) {
+    let device = Device::flex();
+    let m13 = model("m13", 16000, &device);
+    c.bench_function("kernels/m13 block1 128x511", |b| {
+        b.iter(|| black_box(m13.blocks[0].bank.kernels().into_data()))
+    });
+    c.bench_function("kernels/m13 block2 32x128x127", |b| {
+        b.iter(|| black_box(m13.blocks[1].bank.kernels().into_data()))
+    });
+
+    // First block on 1 s at 16 kHz: the FFT op against the direct form.
+    let x = signal(16000, 16000.0);
+    let kernels: Vec<f32> = m13.blocks[0].bank.kernels().into_data().try_to_vec().unwrap();
+    let shape = BandEnergyShape {
+        batch: 1,
+        in_channels: 1,
+        time: 16000,
+        filters: 128,
+        taps: 511,
+        stride: 8,
+    };
+    let mut group = c.benchmark_group("front-end 128x511, 1 s @16 kHz");
+    group.sample_size(10);
+    group.bench_function("fft", |b| {
+        b.iter(|| black_box(band_energy_forward(&x, &kernels, shape, false)))
+    });
+    group.bench_function("direct", |b| {
+        b.iter(|| black_box(correlate_direct(&x, &kernels, shape)))
+    });
+    group.finish();
+}
+
+fn predict(c: &mut Criterion) {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let heart_wav = dir.path().join("pcg.wav");
+    write_wav(&heart_wav, &signal(60_000, 2000.0), 2000);
+    let speech_wav = dir.path().join("speech.wav");
+    write_wav(&speech_wav, &signal(48_000, 16000.0), 16000);
+    let cases = [
+        ("m13, 30 s PCG @2 kHz", &heart_wav, model("m13", 2000, &device)),
+        (
+            "m13, 30 s PCG @2 kHz resampled to 4 kHz",
+            &heart_wav,
+            model("m13", 4000, &device),
+        ),
+        (
+            "m13, 3 s speech @16 kHz",
+            &speech_wav,
+            model("m13", 16000, &device),
+        ),
+    ];
+    let mut group = c.benchmark_group("predict (decode + resample + forward + attention)");
+    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    for (name, wav, m) in &cases {
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let (s, _) = iconnet::audio::load_for_model(wav, m.config.sample_rate).unwrap();
+                black_box(iconnet::explain::analyse(m, &s))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn train_step(c: &mut Criterion) {
+    // Batch 8 x 3 s at 16 kHz: forward, backward through the FFT op, global clip, RAdam step.
+    let device = Device::flex().autodiff();
+    let mut m = model("m13", 16000, &device);
+    let clips: Vec<Vec<f32>> = (0..8)
+        .map(|i| signal(48_000 + i, 16000.0)[i..].to_vec())
+        .collect();
+    let refs: Vec<&[f32]> = clips.iter().map(|c| &c[..48_000]).collect();
+    let batch = AudioBatch::from_clips(&refs, 48_000);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut optim = burn::optim::ModuleOptimizer::from(iconnet::train::radam::RAdam::default());
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 0, 1, 0, 1, 0, 1], [8]), &device);
+    let mut group = c.benchmark_group("train step");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group.bench_function("m13, batch 8 x 3 s @16 kHz", |b| {
+        b.iter(|| {
+            let out = m.forward(&batch);
+            let loss = loss_fn.forward(out.logits, targets.clone());
+            let mut grads = m.backward(loss, out.tape);
+            iconnet::train::trainer::clip_global_norm(&m, &mut grads, 1.0);
+            m = optim.step(1e-4, m.clone(), grads);
+        })
+    });
+    group.finish();
+    black_box(m.valid());
+}
+
+criterion_group!(engine, kernels_and_front_end, predict, train_step);
+criterion_main!(engine);

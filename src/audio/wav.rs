@@ -132,7 +132,7 @@ fn samples(fmt: &Format, data: &[u8], mut warnings: Vec<String>) -> Result<Decod
     if frames as u64 > MAX_FRAMES {
         return Err(AudioError::Invalid(format!("{frames} frames is absurdly long")));
     }
-    if data.len() % frame != 0 {
+    if !data.len().is_multiple_of(frame) {
         warnings.push(format!(
             "dropped {} trailing bytes of a partial frame",
             data.len() % frame

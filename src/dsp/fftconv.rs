@@ -183,7 +183,7 @@ pub fn band_energy_forward(
                 let j = t / stride;
                 if j < t_out {
                     pooled_sum += v.abs();
-                    if (t + 1) % stride == 0 {
+                    if (t + 1).is_multiple_of(stride) {
                         e_row[j] = pooled_sum / stride as f32;
                         pooled_sum = 0.0;
                     }
