@@ -78,6 +78,28 @@ fn kernels_and_front_end(c: &mut Criterion) {
         b.iter(|| black_box(correlate_direct(&x, &kernels, shape)))
     });
     group.finish();
+
+    // Second block of M13 on 30 s at 2 kHz: 32 filters over 128 channels at 250 Hz.
+    let channels = 128;
+    let time = 7500;
+    let x2: Vec<f32> = (0..channels)
+        .flat_map(|c| signal(time, 250.0 + c as f32))
+        .collect();
+    let kernels2: Vec<f32> = m13.blocks[1].bank.kernels().into_data().try_to_vec().unwrap();
+    let shape2 = BandEnergyShape {
+        batch: 1,
+        in_channels: channels,
+        time,
+        filters: 32,
+        taps: 127,
+        stride: 2,
+    };
+    let mut group = c.benchmark_group("front-end block2 32x128x127 over 7500 frames");
+    group.sample_size(10);
+    group.bench_function("fft", |b| {
+        b.iter(|| black_box(band_energy_forward(&x2, &kernels2, shape2, false)))
+    });
+    group.finish();
 }
 
 fn predict(c: &mut Criterion) {

@@ -105,7 +105,7 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// Turn off augmentation (speed perturbation 0.85-1.15, white noise at 10-40 dB SNR).
+    /// Turn off augmentation (speed 0.85-1.15, random spectral tilt, white noise at 10-40 dB SNR).
     #[arg(long)]
     pub no_augment: bool,
 }
@@ -391,7 +391,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
             ("epochs", json!(args.epochs)),
             ("batch_size", json!(args.batch_size)),
             ("crop_seconds", json!(args.crop_seconds)),
-            ("augmentation", json!(if args.no_augment { "none" } else { "speed 0.85-1.15, white noise 10-40 dB SNR (p=0.5)" })),
+            ("augmentation", json!(if args.no_augment { "none" } else { "speed 0.85-1.15, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5)" })),
             ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
             ("train_groups", json!(group_list(&train_ex))),
             ("validation_groups", json!(group_list(&val_ex))),

@@ -173,3 +173,42 @@ fn bad_checkpoints_give_clear_errors() {
         .unwrap();
     assert!(e.to_string().contains("/nonexistent/model.iconnet"), "{e}");
 }
+
+#[test]
+fn explain_reports_filters_in_hz_and_analyses_in_seconds() {
+    let m = model("m13", PoolingKind::Attention);
+    let filters = iconnet::explain::filters(&m);
+    assert_eq!(filters.len(), 128 + 32 * 128);
+    let first = &filters[5];
+    assert_eq!(
+        (first.block, first.filter, first.channel, first.sample_rate_hz),
+        (0, 5, 0, 8000.0)
+    );
+    assert!(first.f_low_hz < first.f_high_hz && first.f_high_hz <= 4000.0);
+    assert_eq!(first.drift_hz(), 0.0, "an untrained model has not drifted");
+    let second = &filters[128 + 130];
+    assert_eq!(
+        (second.block, second.filter, second.channel, second.sample_rate_hz),
+        (1, 1, 2, 1000.0)
+    );
+    assert_eq!(first.kernel(511).len(), 511);
+    let (hz, db) = first.frequency_response(511, 513);
+    assert_eq!((hz.len(), db.len()), (513, 513));
+    assert_eq!((hz[0], hz[512]), (0.0, 4000.0));
+    let peak = hz[db.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0];
+    assert!(
+        peak >= first.f_low_hz - 10.0 && peak <= first.f_high_hz + 10.0,
+        "peak {peak} Hz"
+    );
+
+    let x = noise(8000, 9);
+    let a = iconnet::explain::analyse(&m, &x);
+    assert_eq!(a.probabilities.len(), 3);
+    assert!((a.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert_eq!(a.attention.len(), 500);
+    assert_eq!(a.times_s.len(), 500);
+    assert!((a.times_s[0] - 0.001).abs() < 1e-12 && (a.frame_s - 0.002).abs() < 1e-12);
+    let energy = a.band_energy.unwrap();
+    assert_eq!((energy.len(), energy[0].len()), (128, 1000));
+    assert!((a.band_energy_frame_s - 0.001).abs() < 1e-12);
+}

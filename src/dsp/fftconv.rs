@@ -41,10 +41,11 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(k: usize, t: usize) -> Self {
-        // About 8 K points keeps the per-sample FFT cost near its minimum while the kernel
-        // spectra of a 128 x 128-channel second layer stay a few MB.
-        let n = (8 * k)
+    fn new(k: usize, t: usize, channels: usize) -> Self {
+        // N ~ 8 K keeps the per-output cost N log N / (N - K + 1) near its minimum; with many
+        // input channels the H x C kernel transforms dominate instead, so they get N ~ 4 K.
+        let factor = if channels > 1 { 4 } else { 8 };
+        let n = (factor * k)
             .max(64)
             .next_power_of_two()
             .min((t + k - 1).next_power_of_two());
@@ -112,7 +113,7 @@ pub struct BandEnergySaved {
     shape: BandEnergyShape,
     plan: Plan,
     x_spec: Vec<Complex32>,
-    h_spec: Vec<Complex32>,
+    h_spec: Arc<Vec<Complex32>>,
     sign_bits: Vec<u64>,
 }
 
@@ -139,9 +140,9 @@ pub fn band_energy_forward(
     assert_eq!(x.len(), batch * c_in * time, "input shape");
     assert_eq!(kernels.len(), filters * c_in * taps, "kernel shape");
     assert!(taps % 2 == 1, "kernel length must be odd");
-    let plan = Plan::new(taps, time);
+    let plan = Plan::new(taps, time, c_in);
     let x_spec = input_spectra(x, shape, &plan);
-    let h_spec = kernel_spectra(kernels, shape, &plan);
+    let h_spec = cached_kernel_spectra(kernels, shape, &plan);
     let t_out = shape.out_time();
     let f = plan.bins();
     let w = words(time);
@@ -240,6 +241,34 @@ fn kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Vec<C
         spec.iter_mut().for_each(|v| *v *= scale);
     });
     out
+}
+
+/// [`kernel_spectra`] through a small cache keyed by the kernels' bits: inference repeats the
+/// same kernels (the app, live mode every hop), and the `H x C` transforms of a multi-channel
+/// block cost more than the rest of its forward pass.
+fn cached_kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Arc<Vec<Complex32>> {
+    type Entry = (u64, usize, usize, Arc<Vec<Complex32>>);
+    static CACHE: OnceLock<Mutex<Vec<Entry>>> = OnceLock::new();
+    let hash = kernels.iter().fold(0xcbf29ce484222325u64, |h, v| {
+        (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3)
+    });
+    let key = (hash, plan.n, kernels.len());
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    if let Some(hit) = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|e| (e.0, e.1, e.2) == key)
+    {
+        return hit.3.clone();
+    }
+    let spectra = Arc::new(kernel_spectra(kernels, shape, plan));
+    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if entries.len() >= 4 {
+        entries.remove(0);
+    }
+    entries.push((key.0, key.1, key.2, spectra.clone()));
+    spectra
 }
 
 /// Backward pass: `g_energy` is `dL/de [B, H, T/s]`. Returns `dL/dh [H, C, K]` and, if asked,
@@ -355,7 +384,7 @@ pub fn correlate_same(x: &[f32], kernel: &[f32]) -> Vec<f32> {
         taps,
         stride: 1,
     };
-    let plan = Plan::new(taps, x.len());
+    let plan = Plan::new(taps, x.len(), 1);
     let x_spec = input_spectra(x, shape, &plan);
     let h_spec = kernel_spectra(kernel, shape, &plan);
     let f = plan.bins();

@@ -79,6 +79,12 @@ pub struct ModelConfig {
     /// Head hidden sizes: LayerNorm -> Linear per entry.
     pub head_hidden: Vec<usize>,
     pub dropout: f64,
+    /// Standardise every feature channel over the recording's valid frames before attention
+    /// pooling (like cepstral mean/variance normalisation): the recording's average spectrum —
+    /// mostly voice, microphone or stethoscope — is removed, what changes over time remains.
+    /// Not used with mean pooling, whose output it would zero.
+    #[serde(default)]
+    pub normalize_features: bool,
 }
 
 /// Architectures [`ModelConfig::named`] knows.
@@ -156,6 +162,7 @@ impl ModelConfig {
             attention_dim: 64,
             head_hidden,
             dropout: 0.1,
+            normalize_features: pooling == PoolingKind::Attention,
         };
         config.validate()?;
         Ok(config)
@@ -168,6 +175,9 @@ impl ModelConfig {
                 "a classifier needs at least 2 classes, got {}",
                 self.classes.len()
             ));
+        }
+        if self.normalize_features && self.pooling == PoolingKind::Mean {
+            return Err("feature normalisation would zero mean-pooled features".into());
         }
         if self.sample_rate < 100 {
             return Err(format!("sample rate {} Hz is too low", self.sample_rate));

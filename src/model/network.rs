@@ -157,6 +157,11 @@ impl IConNet {
             .flat_map(|&v| (0..frames).map(move |t| t >= v))
             .collect();
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, frames]), &device);
+        let features = if self.config.normalize_features {
+            standardize_over_time(features, &valid_frames)
+        } else {
+            features
+        };
         let (pooled, attention) = self.pooling.forward(features, padding);
         Forward {
             logits: self.head.forward(pooled),
@@ -317,6 +322,24 @@ fn register<const D: usize>(param: &Param<Tensor<D>>, grads: &Gradients, out: &m
         };
         out.register(param.id, g);
     }
+}
+
+/// Per clip and channel, zero mean and unit variance over the valid frames; padding stays 0.
+/// `[batch, channels, frames]` -> same shape.
+pub fn standardize_over_time(x: Tensor<3>, valid_frames: &[usize]) -> Tensor<3> {
+    let [b, _, frames] = x.dims();
+    let device = x.device();
+    let mask: Vec<f32> = valid_frames
+        .iter()
+        .flat_map(|&v| (0..frames).map(move |t| if t < v { 1.0 } else { 0.0 }))
+        .collect();
+    let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, 1, frames]), &device);
+    let counts: Vec<f32> = valid_frames.iter().map(|&v| v.max(1) as f32).collect();
+    let counts = Tensor::<3>::from_data(TensorData::new(counts, [b, 1, 1]), &device);
+    let mean = (x.clone() * mask.clone()).sum_dim(2) / counts.clone();
+    let centred = (x - mean) * mask;
+    let var = centred.clone().square().sum_dim(2) / counts;
+    centred / var.add_scalar(1e-5).sqrt()
 }
 
 /// NLReLU `ln(1 + max(0, x))`.

@@ -12,6 +12,9 @@ pub struct Augment {
     /// Probability of adding white noise at an SNR drawn from `[snr_low, 40]` dB.
     pub noise_probability: f64,
     pub snr_low_db: f64,
+    /// Spectral tilt: `y[t] = x[t] - a x[t-1]` with `a` drawn from `[-tilt, tilt]`, a stand-in
+    /// for microphones and stethoscopes with other frequency responses.
+    pub tilt: f64,
 }
 
 impl Augment {
@@ -19,11 +22,13 @@ impl Augment {
         speed: 0.0,
         noise_probability: 0.0,
         snr_low_db: 40.0,
+        tilt: 0.0,
     };
     pub const DEFAULT: Self = Self {
         speed: 0.15,
         noise_probability: 0.5,
         snr_low_db: 10.0,
+        tilt: 0.7,
     };
 
     /// A perturbed copy of `x` (unit-RMS input, so the noise level follows the SNR directly).
@@ -34,6 +39,20 @@ impl Augment {
         } else {
             x.to_vec()
         };
+        if self.tilt > 0.0 {
+            let a = rng.random_range(-self.tilt..=self.tilt) as f32;
+            let mut previous = 0.0;
+            for v in y.iter_mut() {
+                let current = *v;
+                *v = current - a * previous;
+                previous = current;
+            }
+            // Keep unit RMS: the model sees normalised input.
+            let rms = (y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / y.len().max(1) as f64).sqrt();
+            if rms > 1e-8 {
+                y.iter_mut().for_each(|v| *v /= rms as f32);
+            }
+        }
         if self.noise_probability > 0.0 && rng.random_bool(self.noise_probability.clamp(0.0, 1.0)) {
             let snr = rng.random_range(self.snr_low_db.min(40.0)..=40.0);
             let rms = (y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / y.len().max(1) as f64).sqrt();

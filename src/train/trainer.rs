@@ -149,7 +149,8 @@ pub fn train(
                 })
                 .collect();
             let refs: Vec<&[f32]> = crops.iter().map(|c| &c[..]).collect();
-            let batch = AudioBatch::from_clips(&refs, crop);
+            // Pad only to the longest crop of the batch: short clips (spoken digits) cost less.
+            let batch = AudioBatch::from_clips(&refs, config.min_samples());
             let labels: Vec<i64> = chunk.iter().map(|&i| train[i].label as i64).collect();
             let targets =
                 Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
