@@ -1,6 +1,9 @@
 //! Engine benchmarks: kernel generation, band-energy op (FFT vs direct), `predict` end to end,
 //! one training step. Run: `cargo bench --profile dev --bench engine`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -25,20 +28,6 @@ fn signal(n: usize, rate: f32) -> Vec<f32> {
 
 fn classes(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("c{i}")).collect()
-}
-
-fn write_wav(path: &std::path::Path, samples: &[f32], rate: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &s in samples {
-        w.write_sample((s * 16000.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 fn model(arch: &str, rate: u32, device: &Device) -> IConNet {
@@ -106,9 +95,9 @@ fn predict(c: &mut Criterion) {
     let device = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let heart_wav = dir.path().join("pcg.wav");
-    write_wav(&heart_wav, &signal(60_000, 2000.0), 2000);
+    common::write_wav16(&heart_wav, &signal(60_000, 2000.0), 2000);
     let speech_wav = dir.path().join("speech.wav");
-    write_wav(&speech_wav, &signal(48_000, 16000.0), 16000);
+    common::write_wav16(&speech_wav, &signal(48_000, 16000.0), 16000);
     let cases = [
         ("m13, 30 s PCG @2 kHz", &heart_wav, model("m13", 2000, &device)),
         (

@@ -528,29 +528,25 @@ mod tests {
         let (g_h, g_x) = band_energy_backward(&saved.unwrap(), &weights, true);
         let g_x = g_x.unwrap();
         let eps = 1e-3f32;
-        for &i in &[0usize, 7, 14, 33, 89] {
-            let mut hp = h.clone();
-            hp[i] += eps;
-            let mut hm = h.clone();
-            hm[i] -= eps;
-            let numeric = (loss(&x, &hp) - loss(&x, &hm)) / (2.0 * eps as f64);
-            assert!(
-                (numeric - g_h[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()),
-                "dh[{i}]: {numeric} vs {}",
-                g_h[i]
-            );
-        }
-        for &i in &[0usize, 5, 150, 299, 301, 777, 1199] {
-            let mut xp = x.clone();
-            xp[i] += eps;
-            let mut xm = x.clone();
-            xm[i] -= eps;
-            let numeric = (loss(&xp, &h) - loss(&xm, &h)) / (2.0 * eps as f64);
-            assert!(
-                (numeric - g_x[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()),
-                "dx[{i}]: {numeric} vs {}",
-                g_x[i]
-            );
-        }
+        let check = |name: &str, analytic: &[f32], indices: &[usize], perturb_x: bool| {
+            for &i in indices {
+                let (mut xp, mut xm, mut hp, mut hm) = (x.clone(), x.clone(), h.clone(), h.clone());
+                let (plus, minus) = if perturb_x {
+                    (&mut xp, &mut xm)
+                } else {
+                    (&mut hp, &mut hm)
+                };
+                plus[i] += eps;
+                minus[i] -= eps;
+                let numeric = (loss(&xp, &hp) - loss(&xm, &hm)) / (2.0 * eps as f64);
+                assert!(
+                    (numeric - analytic[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()),
+                    "{name}[{i}]: {numeric} vs {}",
+                    analytic[i]
+                );
+            }
+        };
+        check("dh", &g_h, &[0, 7, 14, 33, 89], false);
+        check("dx", &g_x, &[0, 5, 150, 299, 301, 777, 1199], true);
     }
 }

@@ -59,6 +59,9 @@ fn stem(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Reads `(label, group)` from a file stem.
+type NameParser = fn(&str) -> Option<(usize, String)>;
+
 /// Finds the layout of `root` and lists its labelled examples.
 pub fn discover(root: &Path) -> Result<Dataset, String> {
     if !root.is_dir() {
@@ -85,64 +88,42 @@ pub fn discover(root: &Path) -> Result<Dataset, String> {
         return physionet(&reference_dirs);
     }
     let files = audio_files(root)?;
-    let names: Vec<String> = files.iter().map(|p| stem(p)).collect();
-    if !files.is_empty() && names.iter().all(|n| parse_fsdd(n).is_some()) {
-        let classes = (0..10).map(|d| d.to_string()).collect();
-        let examples = files
+    let by_name = |parse: NameParser| -> Option<Vec<Example>> {
+        if files.is_empty() {
+            return None;
+        }
+        files
             .iter()
-            .zip(&names)
-            .map(|(p, n)| {
-                let (digit, speaker) = parse_fsdd(n).expect("checked");
-                Example {
+            .map(|p| {
+                parse(&stem(p)).map(|(label, group)| Example {
                     path: p.clone(),
-                    label: digit,
-                    group: speaker,
-                }
+                    label,
+                    group,
+                })
             })
-            .collect();
-        return Ok(Dataset {
-            layout: "fsdd",
-            classes,
-            examples,
-        });
-    }
-    if !files.is_empty() && names.iter().all(|n| parse_ravdess(n).is_some()) {
-        let examples = files
-            .iter()
-            .zip(&names)
-            .map(|(p, n)| {
-                let (emotion, actor) = parse_ravdess(n).expect("checked");
-                Example {
-                    path: p.clone(),
-                    label: emotion,
-                    group: format!("actor{actor:02}"),
-                }
-            })
-            .collect();
-        return Ok(Dataset {
-            layout: "ravdess",
-            classes: RAVDESS.iter().map(|s| s.to_string()).collect(),
-            examples,
-        });
-    }
-    if !files.is_empty() && names.iter().all(|n| parse_crema(n).is_some()) {
-        let examples = files
-            .iter()
-            .zip(&names)
-            .map(|(p, n)| {
-                let (emotion, speaker) = parse_crema(n).expect("checked");
-                Example {
-                    path: p.clone(),
-                    label: emotion,
-                    group: speaker,
-                }
-            })
-            .collect();
-        return Ok(Dataset {
-            layout: "crema-d",
-            classes: CREMA.iter().map(|c| c.1.to_string()).collect(),
-            examples,
-        });
+            .collect()
+    };
+    let named: [(&'static str, NameParser, Vec<String>); 3] = [
+        ("fsdd", parse_fsdd, (0..10).map(|d| d.to_string()).collect()),
+        (
+            "ravdess",
+            parse_ravdess,
+            RAVDESS.iter().map(|s| s.to_string()).collect(),
+        ),
+        (
+            "crema-d",
+            parse_crema,
+            CREMA.iter().map(|c| c.1.to_string()).collect(),
+        ),
+    ];
+    for (layout, parse, classes) in named {
+        if let Some(examples) = by_name(parse) {
+            return Ok(Dataset {
+                layout,
+                classes,
+                examples,
+            });
+        }
     }
     // A folder per class; each file is its own group unless named `speaker_...`.
     let class_dirs: Vec<&PathBuf> = subdirs
@@ -175,6 +156,7 @@ pub fn discover(root: &Path) -> Result<Dataset, String> {
     ))
 }
 
+/// `digit_speaker_index` -> (digit, speaker).
 fn parse_fsdd(name: &str) -> Option<(usize, String)> {
     let mut parts = name.split('_');
     let digit: usize = parts.next()?.parse().ok().filter(|d| *d < 10)?;
@@ -183,9 +165,10 @@ fn parse_fsdd(name: &str) -> Option<(usize, String)> {
     (parts.next().is_none() && !speaker.is_empty()).then_some((digit, speaker))
 }
 
-fn parse_ravdess(name: &str) -> Option<(usize, u32)> {
+fn parse_ravdess(name: &str) -> Option<(usize, String)> {
     let parts: Vec<u32> = name.split('-').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    (parts.len() == 7 && (1..=8).contains(&parts[2])).then(|| (parts[2] as usize - 1, parts[6]))
+    (parts.len() == 7 && (1..=8).contains(&parts[2]))
+        .then(|| (parts[2] as usize - 1, format!("actor{:02}", parts[6])))
 }
 
 fn parse_crema(name: &str) -> Option<(usize, String)> {
