@@ -35,6 +35,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Train a model on a labelled folder, validating on held-out speakers/records.
     Train(TrainArgs),
+    /// Evaluate a checkpoint on labelled data (whole recordings): accuracy, UAR, F1, confusion.
+    Eval(EvalArgs),
     /// Print a checkpoint's model card (JSON).
     Card { model: String },
     /// List a model's learned filters: band edges in Hz, drift from initialisation (CSV).
@@ -110,6 +112,24 @@ pub struct TrainArgs {
     pub no_augment: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Data folder (any layout `train` reads).
+    pub data: PathBuf,
+    /// Bundled model name or checkpoint path.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Evaluate only these groups (speakers/actors/records), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Keep/rename classes as in `train --classes`.
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Directory of the bundled models.
 pub fn bundled_models_dir() -> PathBuf {
     std::env::var_os("ICONNET_ASSETS")
@@ -150,6 +170,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Some(Command::Predict(args)) => predict(args, cli.backend),
         Some(Command::Train(args)) => train(args, cli.backend),
+        Some(Command::Eval(args)) => eval(args, cli.backend),
         Some(Command::Card { model }) => card(&model),
         Some(Command::Filters { model }) => filters(&model),
         None => {
@@ -240,6 +261,54 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
+    let (model, card, path, backend) = load_model(args.model.as_deref(), choice)?;
+    let mut data = dataset::discover(&args.data)?;
+    if let Some(spec) = &args.classes {
+        data = data.map_classes(spec)?;
+    }
+    if data.classes != model.config.classes {
+        return Err(format!(
+            "{}: the model's classes ({}) are not the data's ({}); use --classes",
+            path.display(),
+            model.config.classes.join(", "),
+            data.classes.join(", ")
+        ));
+    }
+    let examples = subset(data.examples, &args.groups, None);
+    if examples.is_empty() {
+        return Err("no examples to evaluate (check --groups)".into());
+    }
+    let (clips, errors) = trainer::load_clips(&examples, model.config.sample_rate);
+    for e in &errors {
+        eprintln!("skipped: {e}");
+    }
+    eprintln!(
+        "model {} ({}), backend {backend}, {} recordings",
+        card.name,
+        path.display(),
+        clips.len()
+    );
+    let metrics = trainer::evaluate(&model, &clips);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("{}", metrics.summary());
+        println!(
+            "confusion (rows: true, columns: predicted): {}",
+            model.config.classes.join(" ")
+        );
+        for (class, row) in model.config.classes.iter().zip(&metrics.confusion) {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
+            println!("{class:>12} {}", cells.join(""));
+        }
+    }
+    Ok(if errors.is_empty() { 0 } else { 1 })
+}
+
 fn card(model: &str) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
     let (_, card) = checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
@@ -253,12 +322,17 @@ fn card(model: &str) -> Result<i32, String> {
 fn filters(model: &str) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
     let (model, _) = checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
-    println!(
-        "block,filter,channel,f_low_hz,f_high_hz,centre_hz,bandwidth_hz,init_f_low_hz,init_f_high_hz,drift_hz,window"
-    );
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) ends the listing quietly.
+    let header = "block,filter,channel,f_low_hz,f_high_hz,centre_hz,bandwidth_hz,init_f_low_hz,init_f_high_hz,drift_hz,window";
+    if writeln!(out, "{header}").is_err() {
+        return Ok(0);
+    }
     for f in explain::filters(&model) {
         let w: Vec<String> = f.window.iter().map(|v| format!("{v:.4}")).collect();
-        println!(
+        let written = writeln!(
+            out,
             "{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{}",
             f.block,
             f.filter,
@@ -272,6 +346,9 @@ fn filters(model: &str) -> Result<i32, String> {
             f.drift_hz(),
             w.join(" ")
         );
+        if written.is_err() {
+            break;
+        }
     }
     Ok(0)
 }

@@ -89,6 +89,17 @@ fn train_then_predict_json_with_one_bad_file() {
     assert!(items[1].get("probabilities").is_none());
     assert_eq!(items[2]["probabilities"], items[0]["probabilities"]);
 
+    // eval reproduces the held-out figure written in the card.
+    let eval = iconnet()
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json", "--groups", "lucas"])
+        .args(["--model", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let metrics: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(metrics["n"], 30);
+    assert_eq!(metrics["accuracy"], card["metrics"]["test"]["accuracy"]);
+
     let plain = iconnet()
         .args([
             "predict",
