@@ -125,6 +125,9 @@ pub struct EvalArgs {
     /// Keep/rename classes as in `train --classes`.
     #[arg(long)]
     pub classes: Option<String>,
+    /// At most this many examples per class and group (as in `train --limit`).
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
@@ -275,7 +278,7 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
             data.classes.join(", ")
         ));
     }
-    let examples = subset(data.examples, &args.groups, None);
+    let examples = subset(data.examples, &args.groups, args.limit);
     if examples.is_empty() {
         return Err("no examples to evaluate (check --groups)".into());
     }

@@ -91,7 +91,15 @@ fn train_then_predict_json_with_one_bad_file() {
 
     // eval reproduces the held-out figure written in the card.
     let eval = iconnet()
-        .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json", "--groups", "lucas"])
+        .args([
+            "eval",
+            shared_data().join("fsdd").to_str().unwrap(),
+            "--json",
+            "--groups",
+            "lucas",
+            "--limit",
+            "3",
+        ])
         .args(["--model", model.to_str().unwrap()])
         .output()
         .unwrap();
