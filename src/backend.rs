@@ -34,6 +34,12 @@ pub fn select(choice: BackendChoice) -> Result<Backend, String> {
     match choice {
         BackendChoice::Flex => Ok(flex()),
         BackendChoice::Wgpu => wgpu().map(|(b, _)| b),
+        // Without a GPU device node there is nothing but a software rasteriser to find: skip the
+        // probe (it costs start-up time and prints driver noise).
+        BackendChoice::Auto if !gpu_device_node_present() => Ok(Backend {
+            description: "flex (CPU); no GPU device node".into(),
+            ..flex()
+        }),
         BackendChoice::Auto => match wgpu() {
             Ok((backend, true)) => Ok(backend),
             Ok((backend, false)) => Ok(Backend {
@@ -46,6 +52,20 @@ pub fn select(choice: BackendChoice) -> Result<Backend, String> {
             }),
         },
     }
+}
+
+/// Whether the OS shows a GPU: DRM render nodes or NVIDIA devices on Linux; elsewhere assume so.
+fn gpu_device_node_present() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let render_node = std::fs::read_dir("/dev/dri")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        })
+        .unwrap_or(false);
+    render_node || std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// Initialises wgpu; the flag says whether the adapter is a real GPU.

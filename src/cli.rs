@@ -114,6 +114,9 @@ pub struct TrainArgs {
     /// Turn off augmentation (speed 0.85-1.15, random spectral tilt, white noise at 10-40 dB SNR).
     #[arg(long)]
     pub no_augment: bool,
+    /// Speed perturbation range: factors drawn from [1 - x, 1 + x].
+    #[arg(long, default_value_t = 0.15)]
+    pub speed_perturbation: f64,
 }
 
 #[derive(Args, Debug)]
@@ -365,6 +368,15 @@ fn filters(model: &str) -> Result<i32, String> {
     Ok(0)
 }
 
+/// `a,b,c`, or `N groups` for long lists (records of a heart-sound set).
+fn short_list(items: &[String]) -> String {
+    if items.len() > 8 {
+        format!("{} groups", items.len())
+    } else {
+        items.join(",")
+    }
+}
+
 /// Licence and intended-use lines for the model card, by data layout.
 fn data_notes(layout: &str) -> Vec<String> {
     let lines: &[&str] = match layout {
@@ -442,12 +454,12 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         group_list(&train_ex).len(),
         val_ex.len(),
         group_list(&val_ex).len(),
-        group_list(&val_ex).join(","),
+        short_list(&group_list(&val_ex)),
         test.len(),
         if args.holdout.is_empty() {
             "none".into()
         } else {
-            args.holdout.join(",")
+            short_list(&args.holdout)
         }
     );
     eprintln!(
@@ -502,7 +514,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
             ("epochs", json!(args.epochs)),
             ("batch_size", json!(args.batch_size)),
             ("crop_seconds", json!(args.crop_seconds)),
-            ("augmentation", json!(if args.no_augment { "none" } else { "speed 0.85-1.15, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5)" })),
+            ("augmentation", json!(if args.no_augment { "none".to_string() } else { format!("speed +-{}, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5)", args.speed_perturbation) })),
             ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
             ("train_groups", json!(group_list(&train_ex))),
             ("validation_groups", json!(group_list(&val_ex))),
@@ -555,7 +567,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         let metrics = trainer::evaluate(&best, &test_clips);
         println!(
             "held-out test ({}): {}",
-            args.holdout.join(","),
+            short_list(&args.holdout),
             metrics.summary()
         );
         card.metrics.insert("test".into(), json!(metrics));
