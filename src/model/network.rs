@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Gradients, Tensor, TensorData};
 
 use super::config::{FrontEndConfig, ModelConfig};
@@ -290,11 +290,6 @@ impl IConNet {
             register(&bank.phi, &grads, &mut params);
         }
         params
-    }
-
-    /// Class probabilities `[batch, classes]`.
-    pub fn probabilities(logits: Tensor<2>) -> Tensor<2> {
-        softmax(logits, 1)
     }
 }
 

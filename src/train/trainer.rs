@@ -313,8 +313,3 @@ pub fn clip_global_norm(model: &IConNet, grads: &mut GradientsParams, max_norm: 
     }
     total
 }
-
-/// Random seed from the clock when none is given.
-pub fn fresh_seed() -> u64 {
-    rand::rng().random()
-}
