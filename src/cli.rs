@@ -496,7 +496,10 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         augment: if args.no_augment {
             Augment::NONE
         } else {
-            Augment::DEFAULT
+            Augment {
+                speed: args.speed_perturbation.clamp(0.0, 0.5),
+                ..Augment::DEFAULT
+            }
         },
     };
     let command: Vec<String> = std::env::args().collect();
