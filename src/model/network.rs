@@ -352,3 +352,49 @@ pub fn avg_pool_time(x: Tensor<3>, s: usize) -> Tensor<3> {
         .mean_dim(3)
         .reshape([b, c, frames])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: Tensor<3>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    #[test]
+    fn avg_pool_time_drops_the_partial_window() {
+        let device = Device::flex();
+        let x = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 3.0, 5.0, 7.0, 100.0], [1, 1, 5]),
+            &device,
+        );
+        assert_eq!(values(avg_pool_time(x, 2)), vec![2.0, 6.0]);
+    }
+
+    #[test]
+    fn standardize_uses_valid_frames_only_and_zeroes_padding() {
+        let device = Device::flex();
+        // Clip 0: frames 1, 3 valid (mean 2, sd 1) then padding; clip 1: 2, 4, 6, 8 all valid.
+        let x = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 3.0, 50.0, 50.0, 2.0, 4.0, 6.0, 8.0], [2, 1, 4]),
+            &device,
+        );
+        let y = values(standardize_over_time(x, &[2, 4]));
+        let sd1 = 5f32.sqrt(); // variance of 2, 4, 6, 8 is 5
+        let expected = [-1.0, 1.0, 0.0, 0.0, -3.0 / sd1, -1.0 / sd1, 1.0 / sd1, 3.0 / sd1];
+        for (a, b) in y.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-4, "{y:?}");
+        }
+    }
+
+    #[test]
+    fn nlrelu_is_log1p_of_the_positive_part() {
+        let device = Device::flex();
+        let x = Tensor::<3>::from_data(
+            TensorData::new(vec![-2.0f32, 0.0, std::f32::consts::E - 1.0], [1, 1, 3]),
+            &device,
+        );
+        let y = values(nlrelu(x));
+        assert!(y[0] == 0.0 && y[1] == 0.0 && (y[2] - 1.0).abs() < 1e-6);
+    }
+}
