@@ -13,6 +13,7 @@ use crate::model::checkpoint::{self, ModelCard};
 use crate::model::{IConNet, ModelConfig, PoolingKind};
 use crate::train::augment::Augment;
 use crate::train::dataset::{self, Example};
+use crate::train::metrics::Metrics;
 use crate::train::trainer::{self, TrainOptions};
 
 #[derive(Parser, Debug)]
@@ -99,6 +100,10 @@ pub struct TrainArgs {
     /// Fraction of the remaining examples (whole groups) used for validation.
     #[arg(long, default_value_t = 0.15)]
     pub val_fraction: f64,
+    /// K-fold cross-validation grouped by speaker/record (writes one checkpoint per fold and a
+    /// `.cv.json` report) instead of one split.
+    #[arg(long, default_value_t = 1)]
+    pub folds: usize,
     /// Keep/rename classes: `a,b,c` or `from=to,...`.
     #[arg(long)]
     pub classes: Option<String>,
@@ -414,6 +419,23 @@ fn subset(mut examples: Vec<Example>, groups: &[String], limit: Option<usize>) -
     examples
 }
 
+fn group_list(ex: &[Example]) -> Vec<String> {
+    let mut g: Vec<String> = ex.iter().map(|e| e.group.clone()).collect();
+    g.sort();
+    g.dedup();
+    g
+}
+
+/// What every split of one `train` invocation shares.
+struct TrainContext<'a> {
+    args: &'a TrainArgs,
+    data: &'a dataset::Dataset,
+    config: ModelConfig,
+    backend: backend::Backend,
+    stop: Arc<AtomicBool>,
+    command: String,
+}
+
 fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     let mut data = dataset::discover(&args.data)?;
     if let Some(spec) = &args.classes {
@@ -426,20 +448,13 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
             return Err(format!("--holdout: no group '{h}' in the data"));
         }
     }
-    let (test, rest): (Vec<Example>, Vec<Example>) = examples
-        .into_iter()
-        .partition(|e| args.holdout.contains(&e.group));
-    let (train_ex, val_ex) = dataset::split_groups(&rest, args.val_fraction, args.seed);
-    let group_list = |ex: &[Example]| {
-        let mut g: Vec<String> = ex.iter().map(|e| e.group.clone()).collect();
-        g.sort();
-        g.dedup();
-        g
-    };
+    if args.folds > 1 && !args.holdout.is_empty() {
+        return Err("use either --holdout (one split) or --folds (cross-validation), not both".into());
+    }
     let sample_rate = match args.sample_rate {
         Some(r) => r,
         None => {
-            crate::audio::load(&train_ex.first().ok_or("no training examples")?.path)
+            crate::audio::load(&examples.first().ok_or("no examples")?.path)
                 .map_err(|e| e.to_string())?
                 .sample_rate
         }
@@ -447,31 +462,9 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     let config = ModelConfig::named(&args.arch, sample_rate, data.classes.clone(), args.pooling)?;
     let backend = backend::select(choice)?;
     eprintln!(
-        "{} layout, {} classes; train {} ({} groups), validation {} ({} groups: {}), test {} ({})",
-        data.layout,
-        data.classes.len(),
-        train_ex.len(),
-        group_list(&train_ex).len(),
-        val_ex.len(),
-        group_list(&val_ex).len(),
-        short_list(&group_list(&val_ex)),
-        test.len(),
-        if args.holdout.is_empty() {
-            "none".into()
-        } else {
-            short_list(&args.holdout)
-        }
-    );
-    eprintln!(
         "model {} at {sample_rate} Hz, backend {}",
         args.arch, backend.description
     );
-    let (train_clips, e1) = trainer::load_clips(&train_ex, sample_rate);
-    let (val_clips, e2) = trainer::load_clips(&val_ex, sample_rate);
-    let (test_clips, e3) = trainer::load_clips(&test, sample_rate);
-    for e in e1.iter().chain(&e2).chain(&e3) {
-        eprintln!("skipped: {e}");
-    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -483,6 +476,156 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
             eprintln!("\ninterrupt: stopping after this step (Ctrl-C again to quit now)");
         });
     }
+    let ctx = TrainContext {
+        args: &args,
+        data: &data,
+        config,
+        backend,
+        stop,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    if args.folds <= 1 {
+        let (test, rest): (Vec<Example>, Vec<Example>) = examples
+            .into_iter()
+            .partition(|e| args.holdout.contains(&e.group));
+        train_split(&ctx, rest, test, &args.out, args.seed)?;
+        return Ok(0);
+    }
+    cross_validate(&ctx, examples)
+}
+
+/// K-fold cross-validation grouped by speaker/record: every fold is a test set once, the
+/// checkpoint of each run is chosen on validation groups carved from the other folds.
+fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, String> {
+    let args = ctx.args;
+    let folds = dataset::group_folds(&examples, args.folds, args.seed);
+    let stem = args.out.with_extension("");
+    let mut rows = Vec::new();
+    let mut truth_all = Vec::new();
+    let mut predicted_all = Vec::new();
+    for k in 0..args.folds {
+        if ctx.stop.load(Ordering::SeqCst) {
+            return Err("interrupted".into());
+        }
+        let (mut test, mut rest) = (Vec::new(), Vec::new());
+        for (e, &f) in examples.iter().zip(&folds) {
+            if f == k {
+                test.push(e.clone())
+            } else {
+                rest.push(e.clone())
+            }
+        }
+        let out = PathBuf::from(format!("{}.fold{}.iconnet", stem.display(), k + 1));
+        eprintln!(
+            "fold {}/{}: test {} ({} groups)",
+            k + 1,
+            args.folds,
+            test.len(),
+            group_list(&test).len()
+        );
+        let (metrics, truth, predicted) = train_split(ctx, rest, test.clone(), &out, args.seed + k as u64)?;
+        truth_all.extend(truth);
+        predicted_all.extend(predicted);
+        rows.push(json!({ "fold": k + 1, "checkpoint": out.display().to_string(),
+            "test_groups": group_list(&test), "metrics": metrics }));
+    }
+    let per_fold: Vec<Metrics> = rows
+        .iter()
+        .map(|r| serde_json::from_value(r["metrics"].clone()).expect("metrics"))
+        .collect();
+    let stat = |f: &dyn Fn(&Metrics) -> f64| {
+        let v: Vec<f64> = per_fold.iter().map(f).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
+        json!({ "mean": mean, "sd": sd })
+    };
+    let mut summary = serde_json::Map::new();
+    summary.insert("accuracy".into(), stat(&|m| m.accuracy));
+    summary.insert("uar".into(), stat(&|m| m.uar));
+    summary.insert("macro_f1".into(), stat(&|m| m.macro_f1));
+    if per_fold.iter().all(|m| m.heart.is_some()) {
+        summary.insert("macc".into(), stat(&|m| m.heart.as_ref().map_or(0.0, |h| h.macc)));
+        summary.insert(
+            "sensitivity".into(),
+            stat(&|m| m.heart.as_ref().map_or(0.0, |h| h.sensitivity)),
+        );
+        summary.insert(
+            "specificity".into(),
+            stat(&|m| m.heart.as_ref().map_or(0.0, |h| h.specificity)),
+        );
+    }
+    let pooled = Metrics::compute(&truth_all, &predicted_all, &ctx.data.classes);
+    let report = json!({
+        "data": args.data.display().to_string(),
+        "layout": ctx.data.layout,
+        "arch": args.arch,
+        "pooling": args.pooling,
+        "command": ctx.command,
+        "protocol": format!("{}-fold cross-validation grouped by speaker/actor/record (stratified by the groups' majority label); per fold, the checkpoint is chosen by validation UAR on {:.0} % of the training groups, never on the test fold", args.folds, 100.0 * args.val_fraction),
+        "folds": rows,
+        "summary": summary,
+        "pooled": pooled,
+    });
+    let report_path = PathBuf::from(format!("{}.cv.json", stem.display()));
+    std::fs::write(
+        &report_path,
+        serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", report_path.display()))?;
+    println!("{}-fold cross-validation, {} groups", args.folds, ctx.data.layout);
+    for (k, m) in per_fold.iter().enumerate() {
+        println!("  fold {}: {}", k + 1, m.summary());
+    }
+    for (name, v) in &summary {
+        println!(
+            "  {name:<12} {:.3} ± {:.3}",
+            v["mean"].as_f64().unwrap_or(0.0),
+            v["sd"].as_f64().unwrap_or(0.0)
+        );
+    }
+    println!("  pooled: {}", pooled.summary());
+    println!("wrote {}", report_path.display());
+    Ok(0)
+}
+
+/// Test metrics of one split, with the labels and predictions behind them (for pooling).
+type SplitOutcome = (Option<Metrics>, Vec<usize>, Vec<usize>);
+
+/// Trains on `rest` (validation groups carved out of it), writes the best checkpoint to `out`,
+/// and evaluates it on `test` if any. Returns the test metrics with truth and predictions.
+fn train_split(
+    ctx: &TrainContext,
+    rest: Vec<Example>,
+    test: Vec<Example>,
+    out: &Path,
+    seed: u64,
+) -> Result<SplitOutcome, String> {
+    let args = ctx.args;
+    let (train_ex, val_ex) = dataset::split_groups(&rest, args.val_fraction, seed);
+    let test_groups = group_list(&test);
+    eprintln!(
+        "{} layout, {} classes; train {} ({} groups), validation {} ({} groups: {}), test {} ({})",
+        ctx.data.layout,
+        ctx.data.classes.len(),
+        train_ex.len(),
+        group_list(&train_ex).len(),
+        val_ex.len(),
+        group_list(&val_ex).len(),
+        short_list(&group_list(&val_ex)),
+        test.len(),
+        if test.is_empty() {
+            "none".into()
+        } else {
+            short_list(&test_groups)
+        }
+    );
+    let rate = ctx.config.sample_rate;
+    let (train_clips, e1) = trainer::load_clips(&train_ex, rate);
+    let (val_clips, e2) = trainer::load_clips(&val_ex, rate);
+    let (test_clips, e3) = trainer::load_clips(&test, rate);
+    for e in e1.iter().chain(&e2).chain(&e3) {
+        eprintln!("skipped: {e}");
+    }
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
@@ -490,8 +633,8 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         max_lr: args.lr,
         weight_decay: args.weight_decay,
         clip_norm: args.clip_norm,
-        seed: args.seed,
-        out: args.out.clone(),
+        seed,
+        out: out.to_path_buf(),
         show_progress: !args.quiet,
         augment: if args.no_augment {
             Augment::NONE
@@ -502,26 +645,32 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
             }
         },
     };
-    let command: Vec<String> = std::env::args().collect();
-    let name = args
-        .out
+    let name = out
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
+    let augmentation = if args.no_augment {
+        "none".to_string()
+    } else {
+        format!(
+            "speed +-{}, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5)",
+            args.speed_perturbation
+        )
+    };
     let training_info = |extra: Vec<(&str, Value)>| {
         let mut info: std::collections::BTreeMap<String, Value> = [
             ("data", json!(args.data.display().to_string())),
-            ("layout", json!(data.layout)),
-            ("command", json!(command.join(" "))),
-            ("seed", json!(args.seed)),
+            ("layout", json!(ctx.data.layout)),
+            ("command", json!(ctx.command)),
+            ("seed", json!(seed)),
             ("epochs", json!(args.epochs)),
             ("batch_size", json!(args.batch_size)),
             ("crop_seconds", json!(args.crop_seconds)),
-            ("augmentation", json!(if args.no_augment { "none".to_string() } else { format!("speed +-{}, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5)", args.speed_perturbation) })),
+            ("augmentation", json!(augmentation)),
             ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
             ("train_groups", json!(group_list(&train_ex))),
             ("validation_groups", json!(group_list(&val_ex))),
-            ("test_groups", json!(args.holdout)),
+            ("test_groups", json!(test_groups)),
             ("protocol", json!("split by group (speaker/actor/record): test groups never seen in training; checkpoint chosen by validation UAR on separate groups")),
         ]
         .into_iter()
@@ -532,7 +681,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         }
         info
     };
-    let notes = data_notes(data.layout);
+    let notes = data_notes(ctx.data.layout);
     let make_card = |m: &IConNet| {
         let mut c = ModelCard::new(&name, m);
         c.training = training_info(vec![]);
@@ -540,13 +689,13 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         c
     };
     let report = trainer::train(
-        &config,
+        &ctx.config,
         &train_clips,
         &val_clips,
         &options,
         make_card,
-        &backend.device,
-        stop,
+        &ctx.backend.device,
+        ctx.stop.clone(),
     )?;
     eprintln!(
         "best epoch {} (validation {}), {:.1} samples/s, {:.0} s{}",
@@ -557,25 +706,29 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         if report.interrupted { ", interrupted" } else { "" }
     );
     // Re-open the best checkpoint, test it on the held-out groups, and record the figures.
-    let (best, mut card) = checkpoint::load(&args.out, &backend.device).map_err(|e| e.to_string())?;
+    let (best, mut card) = checkpoint::load(out, &ctx.backend.device).map_err(|e| e.to_string())?;
     card.metrics
         .insert("validation".into(), json!(report.best_validation));
     card.training = training_info(vec![
         ("best_epoch", json!(report.best_epoch)),
         ("samples_per_second", json!(report.samples_per_second)),
         ("train_seconds", json!(report.seconds)),
-        ("backend", json!(backend.description)),
+        ("backend", json!(ctx.backend.description)),
     ]);
+    let mut result = (None, Vec::new(), Vec::new());
     if !test_clips.is_empty() {
-        let metrics = trainer::evaluate(&best, &test_clips);
+        let predicted = trainer::predict_clips(&best, &test_clips);
+        let truth: Vec<usize> = test_clips.iter().map(|c| c.label).collect();
+        let metrics = Metrics::compute(&truth, &predicted, &best.config.classes);
         println!(
             "held-out test ({}): {}",
-            short_list(&args.holdout),
+            short_list(&test_groups),
             metrics.summary()
         );
         card.metrics.insert("test".into(), json!(metrics));
+        result = (Some(metrics), truth, predicted);
     }
-    checkpoint::save(&best, &card, &args.out)?;
-    println!("wrote {}", args.out.display());
-    Ok(0)
+    checkpoint::save(&best, &card, out)?;
+    println!("wrote {}", out.display());
+    Ok(result)
 }

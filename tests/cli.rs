@@ -140,3 +140,72 @@ fn missing_model_and_unknown_data_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no known layout"));
 }
+
+#[test]
+fn grouped_cross_validation_writes_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cv.iconnet");
+    let run = iconnet()
+        .args([
+            "train",
+            shared_data().join("fsdd").to_str().unwrap(),
+            "--arch",
+            "tiny",
+            "--epochs",
+            "1",
+        ])
+        .args([
+            "--limit",
+            "2",
+            "--groups",
+            "jackson,theo,lucas,nicolas",
+            "--folds",
+            "2",
+            "--quiet",
+        ])
+        .args(["--val-fraction", "0.3", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("2-fold cross-validation") && stdout.contains("±"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cv.cv.json")).unwrap()).unwrap();
+    let folds = report["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 2);
+    let mut tested: Vec<String> = folds
+        .iter()
+        .flat_map(|f| {
+            f["test_groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g.as_str().unwrap().to_string())
+        })
+        .collect();
+    tested.sort();
+    assert_eq!(
+        tested,
+        vec!["jackson", "lucas", "nicolas", "theo"],
+        "every speaker tested exactly once"
+    );
+    assert_eq!(report["pooled"]["n"], 80);
+    assert!(report["summary"]["uar"]["sd"].is_number());
+    assert!(dir.path().join("cv.fold1.iconnet").is_file() && dir.path().join("cv.fold2.iconnet").is_file());
+
+    let both = iconnet()
+        .args([
+            "train",
+            shared_data().join("fsdd").to_str().unwrap(),
+            "--folds",
+            "2",
+            "--holdout",
+            "theo",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+}

@@ -119,3 +119,36 @@ fn validation_split_never_shares_a_group_with_training() {
         assert!(!val.is_empty() && !train.is_empty());
     }
 }
+
+#[test]
+fn folds_are_group_disjoint_and_stratified() {
+    use iconnet::train::dataset::group_folds;
+    let heart = discover(&common::shared_data().join("heart")).unwrap();
+    let folds = group_folds(&heart.examples, 5, 1);
+    for f in 0..5 {
+        let (normal, abnormal) =
+            heart
+                .examples
+                .iter()
+                .zip(&folds)
+                .filter(|(_, k)| **k == f)
+                .fold(
+                    (0, 0),
+                    |(n, a), (e, _)| if e.label == 0 { (n + 1, a) } else { (n, a + 1) },
+                );
+        assert_eq!((normal, abnormal), (40, 40), "fold {f}");
+    }
+    let fsdd = discover(&common::shared_data().join("fsdd")).unwrap();
+    let folds = group_folds(&fsdd.examples, 3, 2);
+    let mut fold_of_speaker = std::collections::HashMap::new();
+    for (e, f) in fsdd.examples.iter().zip(&folds) {
+        assert_eq!(
+            *fold_of_speaker.entry(e.group.clone()).or_insert(*f),
+            *f,
+            "speaker split"
+        );
+    }
+    let mut sizes = [0; 3];
+    folds.iter().for_each(|f| sizes[*f] += 1);
+    assert_eq!(sizes, [1000, 1000, 1000]);
+}

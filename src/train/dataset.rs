@@ -310,3 +310,36 @@ pub fn split_groups(examples: &[Example], fraction: f64, seed: u64) -> (Vec<Exam
         .cloned()
         .partition(|e| !val_groups.contains(&e.group))
 }
+
+/// Assigns whole groups to `k` folds, stratified by each group's majority label: groups are
+/// shuffled with `seed`, then each goes to the fold holding the fewest examples of its label
+/// (ties: fewest examples overall). Returns the fold index of every example.
+pub fn group_folds(examples: &[Example], k: usize, seed: u64) -> Vec<usize> {
+    let k = k.max(1);
+    let mut by_group: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        by_group.entry(e.group.as_str()).or_default().push(i);
+    }
+    let mut groups: Vec<(&str, Vec<usize>)> = by_group.into_iter().collect();
+    groups.shuffle(&mut StdRng::seed_from_u64(seed));
+    let labels = examples.iter().map(|e| e.label).max().map_or(0, |m| m + 1);
+    let mut per_label = vec![vec![0usize; labels]; k];
+    let mut totals = vec![0usize; k];
+    let mut fold_of = vec![0usize; examples.len()];
+    for (_, members) in groups {
+        let mut counts = vec![0usize; labels];
+        for &i in &members {
+            counts[examples[i].label] += 1;
+        }
+        let majority = (0..labels).max_by_key(|&l| counts[l]).unwrap_or(0);
+        let fold = (0..k)
+            .min_by_key(|&f| (per_label[f][majority], totals[f]))
+            .expect("k >= 1");
+        for &i in &members {
+            fold_of[i] = fold;
+            per_label[fold][examples[i].label] += 1;
+        }
+        totals[fold] += members.len();
+    }
+    fold_of
+}
