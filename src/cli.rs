@@ -1,4 +1,5 @@
-//! Command line: `iconnet predict | train | card | filters`.
+//! Command line: `iconnet [open FILE] | explain | predict | train | eval | card | filters`.
+//! Without a command the app opens on the bundled heart model and recording.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,9 +44,42 @@ pub enum Command {
         model: String,
         #[arg(long)]
         note: Vec<String>,
+        /// Rename the model (rewrites the file).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// List a model's learned filters: band edges in Hz, drift from initialisation (CSV).
     Filters { model: String },
+    /// Open a recording in the app.
+    Open {
+        file: PathBuf,
+        /// Bundled model name or checkpoint path (default: heart).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Write the app's views as PNG plus the data behind them (JSON/CSV), without a display.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Recording (WAV or PhysioNet .hea).
+    pub file: PathBuf,
+    /// Output directory (created).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Bundled model name or checkpoint path (default: the first bundled model found).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Class explained by Grad-CAM and integrated gradients (default: the predicted class).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Only the data files (no PNG rendering).
+    #[arg(long)]
+    pub no_images: bool,
+    /// Integrated-gradients steps.
+    #[arg(long, default_value_t = 16)]
+    pub ig_steps: usize,
 }
 
 #[derive(Args, Debug)]
@@ -186,13 +220,11 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Predict(args)) => predict(args, cli.backend),
         Some(Command::Train(args)) => train(args, cli.backend),
         Some(Command::Eval(args)) => eval(args, cli.backend),
-        Some(Command::Card { model, note }) => card(&model, &note),
+        Some(Command::Card { model, note, name }) => card(&model, &note, name.as_deref()),
         Some(Command::Filters { model }) => filters(&model),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            Ok(0)
-        }
+        Some(Command::Open { file, model }) => open_app(model.as_deref(), Some(file), cli.backend),
+        Some(Command::Explain(args)) => explain_report(args, cli.backend),
+        None => open_app(None, None, cli.backend),
     };
     match result {
         Ok(code) => code,
@@ -201,6 +233,55 @@ pub fn run(cli: Cli) -> i32 {
             2
         }
     }
+}
+
+/// The bundled recording the app opens with.
+pub fn default_recording() -> PathBuf {
+    bundled_models_dir()
+        .parent()
+        .map(|assets| assets.join(crate::app::DEFAULT_RECORDING))
+        .unwrap_or_else(|| PathBuf::from(crate::app::DEFAULT_RECORDING))
+}
+
+fn open_app(model: Option<&str>, file: Option<PathBuf>, choice: BackendChoice) -> Result<i32, String> {
+    let model = resolve_model(model)?;
+    let file = match file {
+        Some(f) => Some(f),
+        None => Some(default_recording()).filter(|p| p.is_file()),
+    };
+    crate::app::run(crate::app::AppOptions {
+        model,
+        file,
+        backend: choice,
+        screenshot: std::env::var_os("ICONNET_SCREENSHOT").map(PathBuf::from),
+    })?;
+    Ok(0)
+}
+
+fn explain_report(args: ExplainArgs, choice: BackendChoice) -> Result<i32, String> {
+    let path = resolve_model(args.model.as_deref())?;
+    let backend = backend::select(choice)?;
+    let request = crate::app::report::ReportRequest {
+        file: &args.file,
+        model: &path,
+        out: &args.out,
+        class: args.class.as_deref(),
+        images: !args.no_images,
+        ig_steps: args.ig_steps,
+    };
+    let (files, warnings) =
+        crate::app::report::write_report(&request, &backend.device, &backend.description)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    for f in &files {
+        println!("{}", f.display());
+    }
+    Ok(if warnings.iter().any(|w| w.starts_with("views not rendered")) {
+        1
+    } else {
+        0
+    })
 }
 
 fn load_model(
@@ -324,18 +405,21 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
-fn card(model: &str, notes: &[String]) -> Result<i32, String> {
+fn card(model: &str, notes: &[String], name: Option<&str>) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
     let (model, mut card) =
         checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
-    if !notes.is_empty() {
+    if !notes.is_empty() || name.is_some() {
         card.notes.extend(notes.iter().cloned());
+        if let Some(n) = name {
+            card.name = n.to_string();
+        }
         checkpoint::save(&model, &card, &path)?;
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&card).map_err(|e| e.to_string())?
-    );
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(&card).map_err(|e| e.to_string())?;
+    // A closed pipe (`| head`) is not an error.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(0)
 }
 
@@ -345,28 +429,11 @@ fn filters(model: &str) -> Result<i32, String> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) ends the listing quietly.
-    let header = "block,filter,channel,f_low_hz,f_high_hz,centre_hz,bandwidth_hz,init_f_low_hz,init_f_high_hz,drift_hz,window";
-    if writeln!(out, "{header}").is_err() {
+    if writeln!(out, "{}", explain::export::FILTER_CSV_HEADER).is_err() {
         return Ok(0);
     }
     for f in explain::filters(&model) {
-        let w: Vec<String> = f.window.iter().map(|v| format!("{v:.4}")).collect();
-        let written = writeln!(
-            out,
-            "{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{}",
-            f.block,
-            f.filter,
-            f.channel,
-            f.f_low_hz,
-            f.f_high_hz,
-            f.centre_hz(),
-            f.bandwidth_hz(),
-            f.init_f_low_hz,
-            f.init_f_high_hz,
-            f.drift_hz(),
-            w.join(" ")
-        );
-        if written.is_err() {
+        if writeln!(out, "{}", explain::export::filter_csv_row(&f)).is_err() {
             break;
         }
     }

@@ -1,6 +1,7 @@
 //! IConNet Studio: interpretable raw-waveform CNNs (Vu et al. 2024, arXiv 2405.01815) for heart
 //! sounds and speech, with the views that show what the model hears.
 
+pub mod app;
 pub mod audio;
 pub mod backend;
 pub mod cli;

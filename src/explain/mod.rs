@@ -1,6 +1,9 @@
 //! What the app and reports draw, as plain Rust data: filters (bands in Hz, kernels, responses,
 //! drift) and per-recording analyses (probabilities, attention over time, band energies).
 
+pub mod attribution;
+pub mod export;
+
 use burn::tensor::activation::softmax;
 
 use crate::dsp::kernel::{bandpass_kernel, generalized_cosine_window, magnitude_response_db};

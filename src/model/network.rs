@@ -121,10 +121,21 @@ impl IConNet {
     /// Forward pass. On an autodiff device the returned tape lets [`Self::backward`] reach the
     /// filter parameters.
     pub fn forward(&self, batch: &AudioBatch) -> Forward {
+        self.forward_with_leaf(batch, Leaf::None).0
+    }
+
+    /// Forward pass that also returns a gradient leaf: the input `[batch, 1, time]` or the
+    /// pooling input `[batch, channels, frames]` (both detached copies on the model's device).
+    fn forward_with_leaf(&self, batch: &AudioBatch, leaf: Leaf) -> (Forward, Option<Tensor<3>>) {
         let device = self.device();
         let track = device.is_autodiff();
+        let mut leaf_tensor = None;
         let (features, band_energy, tape) = match &self.config.front_end {
-            FrontEndConfig::Fir { .. } => self.fir_features(batch, &device, track),
+            FrontEndConfig::Fir { .. } => {
+                let (f, e, tape, input) = self.fir_features(batch, &device, track, leaf == Leaf::Input);
+                leaf_tensor = input;
+                (f, e, tape)
+            }
             FrontEndConfig::LogMel { n_fft, hop, n_mels } => (
                 self.spectral_features(batch, &device, *n_mels, |x| {
                     spectral::log_mel(x, *n_fft, *hop, *n_mels, self.config.sample_rate as f64)
@@ -157,19 +168,86 @@ impl IConNet {
             .flat_map(|&v| (0..frames).map(move |t| t >= v))
             .collect();
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, frames]), &device);
-        let features = if self.config.normalize_features {
+        let mut features = if self.config.normalize_features {
             standardize_over_time(features, &valid_frames)
         } else {
             features
         };
+        if leaf == Leaf::PoolingInput && track {
+            features = Tensor::<3>::from_data(features.into_data(), &device).require_grad();
+            leaf_tensor = Some(features.clone());
+        }
         let (pooled, attention) = self.pooling.forward(features, padding);
-        Forward {
+        let forward = Forward {
             logits: self.head.forward(pooled),
             attention,
             band_energy,
             valid_frames,
             tape,
+        };
+        (forward, leaf_tensor)
+    }
+
+    /// Grad-CAM over time for `class`: `relu(sum_c mean_t(dy/dA_c) * A_c(t))` on the pooling
+    /// input `A [channels, frames]` of each clip. Needs an autodiff device.
+    /// Returns `[batch][valid frames]`.
+    pub fn grad_cam(&self, batch: &AudioBatch, class: usize) -> Result<Vec<Vec<f32>>, String> {
+        if !self.device().is_autodiff() {
+            return Err("Grad-CAM needs the model on an autodiff device".into());
         }
+        let (out, leaf) = self.forward_with_leaf(batch, Leaf::PoolingInput);
+        let leaf = leaf.expect("pooling-input leaf on an autodiff device");
+        let [b, channels, frames] = leaf.dims();
+        let grads = class_score(out.logits, class).backward();
+        let g: Vec<f32> = leaf
+            .grad(&grads)
+            .ok_or("no gradient reached the pooling input")?
+            .into_data()
+            .try_to_vec()
+            .expect("f32 gradient");
+        let a: Vec<f32> = leaf.into_data().try_to_vec().expect("f32 features");
+        Ok((0..b)
+            .map(|i| {
+                let valid = out.valid_frames[i];
+                let mut cam = vec![0f32; valid];
+                for c in 0..channels {
+                    let row = (i * channels + c) * frames;
+                    let weight = g[row..row + valid].iter().sum::<f32>() / valid as f32;
+                    for (t, v) in cam.iter_mut().enumerate() {
+                        *v += weight * a[row + t];
+                    }
+                }
+                cam.iter_mut().for_each(|v| *v = v.max(0.0));
+                cam
+            })
+            .collect())
+    }
+
+    /// `d logit[class] / d input`, `[batch * time]` row-major, through every FIR block (the FFT
+    /// op's exact input gradient) and the pooled-input path. Needs an autodiff device and a
+    /// FIR front-end.
+    pub fn input_gradient(&self, batch: &AudioBatch, class: usize) -> Result<Vec<f32>, String> {
+        if !self.device().is_autodiff() {
+            return Err("input gradients need the model on an autodiff device".into());
+        }
+        if self.blocks.is_empty() {
+            return Err(
+                "input gradients need a FIR front-end (log-Mel/MFCC features are not differentiable here)"
+                    .into(),
+            );
+        }
+        let (out, leaf) = self.forward_with_leaf(batch, Leaf::Input);
+        let leaf = leaf.expect("input leaf on an autodiff device");
+        let grads = class_score(out.logits, class).backward();
+        let pending = out.tape.iter().map(|e| e.energy.grad(&grads)).collect();
+        let mut g: Vec<f32> = match leaf.grad(&grads) {
+            Some(g) => g.into_data().try_to_vec().expect("f32 gradient"),
+            None => vec![0.0; batch.batch * batch.time],
+        };
+        if let Some(through_bands) = self.backward_blocks(&out.tape, pending, true, |_, _| {}) {
+            g.iter_mut().zip(through_bands).for_each(|(a, b)| *a += b);
+        }
+        Ok(g)
     }
 
     fn fir_features(
@@ -177,11 +255,16 @@ impl IConNet {
         batch: &AudioBatch,
         device: &Device,
         track: bool,
-    ) -> (Tensor<3>, Option<Tensor<3>>, Vec<TapeEntry>) {
+        input_leaf: bool,
+    ) -> (Tensor<3>, Option<Tensor<3>>, Vec<TapeEntry>, Option<Tensor<3>>) {
         let (b, mut time) = (batch.batch, batch.time);
         let mut conv_input = batch.samples.clone();
         let mut stacked =
             Tensor::<3>::from_data(TensorData::new(batch.samples.clone(), [b, 1, time]), device);
+        let input = (track && input_leaf).then(|| {
+            stacked = stacked.clone().require_grad();
+            stacked.clone()
+        });
         let mut tape = Vec::new();
         let mut first_energy = None;
         let mut cumulative_stride = 1;
@@ -228,7 +311,7 @@ impl IConNet {
                 conv_input = features.into_data().try_to_vec().expect("f32 features");
             }
         }
-        (stacked, first_energy, tape)
+        (stacked, first_energy, tape, input)
     }
 
     fn spectral_features(
@@ -247,8 +330,28 @@ impl IConNet {
     /// the same batch made `tape`). Returns gradients for every trainable parameter.
     pub fn backward(&self, loss: Tensor<1>, tape: Vec<TapeEntry>) -> GradientsParams {
         let grads = loss.backward();
-        let mut pending: Vec<Option<Tensor<3>>> = tape.iter().map(|e| e.energy.grad(&grads)).collect();
+        let pending = tape.iter().map(|e| e.energy.grad(&grads)).collect();
         let mut params = GradientsParams::from_grads(grads, self);
+        self.backward_blocks(&tape, pending, false, |bank, grads| {
+            register(&bank.f_low, grads, &mut params);
+            register(&bank.bandwidth, grads, &mut params);
+            register(&bank.phi, grads, &mut params);
+        });
+        params
+    }
+
+    /// Runs the CPU backward of each taped block from the last to the first, given the
+    /// gradients `pending[i]` of each block's pooled energies. `on_bank` receives each bank with
+    /// the gradients of its parameters. With `input_grad`, returns the first block's gradient
+    /// with respect to its input samples `[batch * time]`.
+    fn backward_blocks(
+        &self,
+        tape: &[TapeEntry],
+        mut pending: Vec<Option<Tensor<3>>>,
+        input_grad: bool,
+        mut on_bank: impl FnMut(&FirBank, &Gradients),
+    ) -> Option<Vec<f32>> {
+        let mut to_input = None;
         for i in (0..tape.len()).rev() {
             let entry = &tape[i];
             let Some(g_energy) = pending[i].take() else {
@@ -262,7 +365,11 @@ impl IConNet {
                 &entry.valid,
             );
             let input_source = i.checked_sub(1);
-            let (g_kernels, g_input) = band_energy_backward(&entry.saved, &g_energy, input_source.is_some());
+            let want_input = input_source.is_some() || input_grad;
+            let (g_kernels, g_input) = band_energy_backward(&entry.saved, &g_energy, want_input);
+            if input_source.is_none() {
+                to_input = g_input.clone();
+            }
             // Gradients reach the filter parameters (and the previous block's energies) through a
             // fresh graph from their leaves: sum(kernels * dL/dkernels) + sum(input * dL/dinput).
             let bank = &self.blocks[entry.block].bank;
@@ -285,12 +392,24 @@ impl IConNet {
                     });
                 }
             }
-            register(&bank.f_low, &grads, &mut params);
-            register(&bank.bandwidth, &grads, &mut params);
-            register(&bank.phi, &grads, &mut params);
+            on_bank(bank, &grads);
         }
-        params
+        to_input
     }
+}
+
+/// Which tensor [`IConNet::forward_with_leaf`] makes a gradient leaf of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leaf {
+    None,
+    Input,
+    PoolingInput,
+}
+
+/// `sum_b logits[b, class]`: each clip's score for `class` (clips are independent).
+fn class_score(logits: Tensor<2>, class: usize) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    logits.narrow(1, class, 1).reshape([b]).sum()
 }
 
 impl TapeEntry {

@@ -1,0 +1,124 @@
+//! The waveform with the heatmap as a colour band behind it, drawn by per-pixel min/max
+//! decimation, with zoom/pan, a time ruler, the click cursor and the playhead.
+
+use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
+use egui_plot::{Line, Plot, PlotImage, PlotPoint, PlotPoints, VLine};
+
+use super::{colour_legend, hover_point, seconds_label, time_link};
+use crate::app::colormap::rgba_image;
+use crate::app::context::ViewContext;
+use crate::app::session::Loaded;
+use crate::explain::attribution::Heatmap;
+
+/// Widest heatmap texture; longer heatmaps are averaged down.
+const MAX_TEXTURE_COLUMNS: usize = 4096;
+
+#[derive(Default)]
+pub struct WaveformPanel {
+    texture: Option<(u64, TextureHandle)>,
+}
+
+impl WaveformPanel {
+    pub fn ui(&mut self, ui: &mut Ui, view: &mut ViewContext, data: &Loaded) {
+        let Some(recording) = &data.recording else {
+            ui.centered_and_justified(|ui| ui.label("Open a recording (File > Open, or drop a file here)"));
+            return;
+        };
+        let heatmap = data.heatmap.as_deref();
+        match heatmap {
+            Some(h) => colour_legend(ui, &h.title(), "low", "high"),
+            None => {
+                ui.label(egui::RichText::new("heatmap: waiting for the analysis").small());
+            }
+        }
+        let texture = heatmap.map(|h| self.texture(ui.ctx(), h, view.heatmap_opacity));
+        let pyramid = recording.waveform.clone();
+        let rate = recording.rate as f64;
+        let duration = recording.duration_s();
+        let peak = pyramid.range_min_max(0, pyramid.samples().len());
+        let amp = (peak.0.abs().max(peak.1.abs()) as f64).max(1e-6) * 1.05;
+        let request = view.request_visible_s.take();
+        let (cursor, playhead) = (view.cursor_s, view.playhead_s);
+        let heat_extent = heatmap.map(|h| h.values.len() as f64 * h.frame_s);
+        let response = Plot::new("waveform")
+            .link_axis(time_link(), [true, false])
+            .link_cursor(time_link(), [true, false])
+            .allow_zoom([true, false])
+            .allow_drag([true, false])
+            .allow_scroll([true, false])
+            .allow_boxed_zoom(false)
+            .default_x_bounds(0.0, duration.max(0.001))
+            .default_y_bounds(-amp, amp)
+            .x_axis_formatter(|m, _| seconds_label(m.value))
+            .y_axis_min_width(super::Y_AXIS_WIDTH)
+            .y_axis_label("amplitude (normalised)")
+            .label_formatter(|hover| {
+                let p = hover_point(hover);
+                Some(format!("{} | {:.3}", seconds_label(p.x), p.y))
+            })
+            .show(ui, |plot| {
+                if let Some((a, b)) = request {
+                    plot.set_plot_bounds_x(a..=b);
+                }
+                if let (Some(tex), Some(extent)) = (&texture, heat_extent) {
+                    plot.image(
+                        PlotImage::new(
+                            "heatmap",
+                            tex.id(),
+                            PlotPoint::new(extent / 2.0, 0.0),
+                            [extent as f32, (2.0 * amp) as f32],
+                        )
+                        .allow_hover(false),
+                    );
+                }
+                let bounds = plot.plot_bounds();
+                let columns = plot.transform().frame().width().max(1.0) as usize;
+                let cols = pyramid.columns(rate, bounds.min()[0], bounds.max()[0], columns);
+                let points: Vec<[f64; 2]> = cols
+                    .iter()
+                    .flat_map(|&(t, lo, hi)| [[t, lo as f64], [t, hi as f64]])
+                    .collect();
+                plot.line(
+                    Line::new("waveform", PlotPoints::new(points))
+                        .color(Color32::from_rgb(120, 200, 255))
+                        .width(1.0)
+                        .allow_hover(false),
+                );
+                if let Some(t) = cursor {
+                    plot.vline(VLine::new("cursor", t).color(Color32::WHITE).width(1.0));
+                }
+                if let Some(t) = playhead {
+                    plot.vline(
+                        VLine::new("playhead", t)
+                            .color(Color32::from_rgb(80, 255, 120))
+                            .width(2.0),
+                    );
+                }
+                plot.pointer_coordinate()
+            });
+        let bounds = response.transform.bounds();
+        view.visible_s = (bounds.min()[0], bounds.max()[0]);
+        if response.response.clicked()
+            && let Some(p) = response.inner
+        {
+            view.cursor_s = Some(p.x.clamp(0.0, duration));
+        }
+    }
+
+    /// The heatmap as a one-row texture, rebuilt when the heatmap or opacity changes.
+    fn texture(&mut self, ctx: &egui::Context, heatmap: &Heatmap, opacity: f32) -> TextureHandle {
+        let key = super::content_key(&heatmap.values, opacity);
+        if let Some((k, t)) = &self.texture
+            && *k == key
+        {
+            return t.clone();
+        }
+        let (rows, _) = super::shrink_columns(&[heatmap.normalised()], MAX_TEXTURE_COLUMNS);
+        let row = &rows[0];
+        let rgba = rgba_image(row, (opacity.clamp(0.0, 1.0) * 255.0) as u8);
+        let image = egui::ColorImage::from_rgba_unmultiplied([row.len().max(1), 1], &rgba);
+        let t = ctx.load_texture("heatmap", image, TextureOptions::NEAREST);
+        self.texture = Some((key, t.clone()));
+        t
+    }
+}

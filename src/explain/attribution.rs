@@ -1,0 +1,208 @@
+//! Heatmaps over time: the model's own attention weights, Grad-CAM on the pooling input, and
+//! integrated gradients on the waveform. All are per pooling frame, on the analysis' time axis.
+
+use crate::model::{AudioBatch, IConNet};
+
+/// How a heatmap was computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum HeatmapMethod {
+    /// The attention pooling weights (uniform for mean pooling).
+    Attention,
+    /// Grad-CAM for a class on the features the pooling sees.
+    GradCam,
+    /// Integrated gradients of a class score with respect to the input samples.
+    IntegratedGradients,
+}
+
+impl HeatmapMethod {
+    pub const ALL: [HeatmapMethod; 3] = [Self::Attention, Self::GradCam, Self::IntegratedGradients];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Attention => "attention",
+            Self::GradCam => "Grad-CAM",
+            Self::IntegratedGradients => "integrated gradients",
+        }
+    }
+
+    /// Whether the method explains one chosen class.
+    pub fn needs_class(self) -> bool {
+        !matches!(self, Self::Attention)
+    }
+}
+
+/// One heatmap over the pooling frames of a recording.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Heatmap {
+    pub method: HeatmapMethod,
+    /// The explained class (None for attention).
+    pub class: Option<String>,
+    /// Non-negative weight per frame.
+    pub values: Vec<f32>,
+    /// Centre of each frame in seconds.
+    pub times_s: Vec<f64>,
+    pub frame_s: f64,
+}
+
+impl Heatmap {
+    /// e.g. "Grad-CAM for abnormal".
+    pub fn title(&self) -> String {
+        match &self.class {
+            Some(c) => format!("{} for {c}", self.method.label()),
+            None => format!("{} (model's pooling weights)", self.method.label()),
+        }
+    }
+
+    /// Values divided by their maximum (all zero stays zero).
+    pub fn normalised(&self) -> Vec<f32> {
+        let max = self.values.iter().copied().fold(0f32, f32::max);
+        if max > 0.0 {
+            self.values.iter().map(|v| v / max).collect()
+        } else {
+            self.values.clone()
+        }
+    }
+
+    /// Contiguous runs of frames whose normalised value is at least `threshold`, as
+    /// `(start_s, end_s, mean normalised value)`.
+    pub fn regions_above(&self, threshold: f32) -> Vec<(f64, f64, f32)> {
+        let norm = self.normalised();
+        let mut out = Vec::new();
+        let mut start: Option<usize> = None;
+        for t in 0..=norm.len() {
+            let high = t < norm.len() && norm[t] >= threshold;
+            match (high, start) {
+                (true, None) => start = Some(t),
+                (false, Some(s)) => {
+                    let mean = norm[s..t].iter().sum::<f32>() / (t - s) as f32;
+                    out.push((s as f64 * self.frame_s, t as f64 * self.frame_s, mean));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Grad-CAM for `class` on one normalised clip. `model` must live on an autodiff device.
+pub fn grad_cam(model: &IConNet, samples: &[f32], class: usize) -> Result<Heatmap, String> {
+    check_class(model, class)?;
+    let batch = AudioBatch::from_clips(&[samples], model.config.min_samples());
+    let values = model.grad_cam(&batch, class)?.remove(0);
+    Ok(heatmap(model, HeatmapMethod::GradCam, Some(class), values))
+}
+
+/// Integrated gradients (zero baseline, `steps` midpoint Riemann steps) for `class`, summed over
+/// each pooling frame's samples and clipped at zero: evidence for the class.
+/// `model` must live on an autodiff device; `progress` gets the fraction done.
+pub fn integrated_gradients(
+    model: &IConNet,
+    samples: &[f32],
+    class: usize,
+    steps: usize,
+    mut progress: impl FnMut(f32),
+) -> Result<Heatmap, String> {
+    check_class(model, class)?;
+    let steps = steps.max(1);
+    let n = samples.len();
+    let time = n.max(model.config.min_samples());
+    // Several scaled copies per batch, but keep a batch under ~2M samples.
+    let per_batch = (2_000_000 / time.max(1)).clamp(1, 8);
+    let mut mean_grad = vec![0f64; n];
+    let alphas: Vec<f32> = (0..steps).map(|k| (k as f32 + 0.5) / steps as f32).collect();
+    for (done, chunk) in alphas.chunks(per_batch).enumerate() {
+        let scaled: Vec<Vec<f32>> = chunk
+            .iter()
+            .map(|&a| samples.iter().map(|&x| a * x).collect())
+            .collect();
+        let clips: Vec<&[f32]> = scaled.iter().map(|c| c.as_slice()).collect();
+        let batch = AudioBatch::from_clips(&clips, model.config.min_samples());
+        let g = model.input_gradient(&batch, class)?;
+        for row in g.chunks(batch.time) {
+            for (m, &v) in mean_grad.iter_mut().zip(row) {
+                *m += v as f64 / steps as f64;
+            }
+        }
+        progress(((done + 1) * per_batch).min(steps) as f32 / steps as f32);
+    }
+    let stride = model.config.total_stride();
+    let frames = (n / stride).max(1);
+    let values = (0..frames)
+        .map(|f| {
+            let range = f * stride..((f + 1) * stride).min(n);
+            let sum: f64 = range.map(|i| samples[i] as f64 * mean_grad[i]).sum();
+            sum.max(0.0) as f32
+        })
+        .collect();
+    Ok(heatmap(
+        model,
+        HeatmapMethod::IntegratedGradients,
+        Some(class),
+        values,
+    ))
+}
+
+/// The attention weights of an analysis as a heatmap.
+pub fn attention(analysis: &super::Analysis) -> Heatmap {
+    Heatmap {
+        method: HeatmapMethod::Attention,
+        class: None,
+        values: analysis.attention.clone(),
+        times_s: analysis.times_s.clone(),
+        frame_s: analysis.frame_s,
+    }
+}
+
+fn check_class(model: &IConNet, class: usize) -> Result<(), String> {
+    if class < model.config.classes.len() {
+        Ok(())
+    } else {
+        Err(format!(
+            "class {class} out of range ({} classes)",
+            model.config.classes.len()
+        ))
+    }
+}
+
+fn heatmap(model: &IConNet, method: HeatmapMethod, class: Option<usize>, values: Vec<f32>) -> Heatmap {
+    let frame_s = model.config.total_stride() as f64 / model.config.sample_rate as f64;
+    Heatmap {
+        method,
+        class: class.map(|c| model.config.classes[c].clone()),
+        times_s: (0..values.len()).map(|t| (t as f64 + 0.5) * frame_s).collect(),
+        values,
+        frame_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(values: Vec<f32>) -> Heatmap {
+        Heatmap {
+            method: HeatmapMethod::Attention,
+            class: None,
+            times_s: (0..values.len()).map(|t| t as f64 * 0.5 + 0.25).collect(),
+            values,
+            frame_s: 0.5,
+        }
+    }
+
+    #[test]
+    fn regions_are_runs_above_the_threshold_in_seconds() {
+        // Normalised: 0.1, 1.0, 0.8, 0.2, 0.6 -> runs [1, 3) and [4, 5) at threshold 0.5.
+        let h = map(vec![0.5, 5.0, 4.0, 1.0, 3.0]);
+        let r = h.regions_above(0.5);
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].0, r[0].1), (0.5, 1.5));
+        assert!((r[0].2 - 0.9).abs() < 1e-6);
+        assert_eq!((r[1].0, r[1].1), (2.0, 2.5));
+    }
+
+    #[test]
+    fn normalising_an_all_zero_map_keeps_zeros() {
+        assert_eq!(map(vec![0.0, 0.0]).normalised(), vec![0.0, 0.0]);
+    }
+}

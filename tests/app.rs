@@ -1,0 +1,173 @@
+//! The desktop app driven headlessly with egui_kittest: open a file, switch the heatmap method,
+//! select a filter, survive a bad file, render the views.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use iconnet::app::playback::Player;
+use iconnet::app::worker::Worker;
+use iconnet::app::{AppOptions, StudioApp};
+use iconnet::backend::BackendChoice;
+use iconnet::explain::attribution::HeatmapMethod;
+
+fn digits_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.iconnet")
+}
+
+fn app(file: Option<PathBuf>) -> Harness<'static, StudioApp> {
+    let options = AppOptions {
+        model: digits_model(),
+        file,
+        backend: BackendChoice::Flex,
+        screenshot: None,
+    };
+    let worker = Worker::start(BackendChoice::Flex, || {});
+    let app = StudioApp::with_worker(worker, options, Player::disabled("no sound card in tests"));
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_ui_state(|ui, app: &mut StudioApp| app.frame(ui), app)
+}
+
+/// Steps the UI until `done` holds (the worker runs in the background).
+fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.step();
+}
+
+#[test]
+fn opens_a_recording_and_shows_prediction_heatmap_and_filters() {
+    let file = common::shared_data().join("fsdd/7_george_3.wav");
+    let mut h = app(Some(file));
+    step_until(&mut h, "analysis", |a| {
+        a.data.analysis.is_some() && a.data.heatmap.is_some() && a.idle()
+    });
+    let app = h.state();
+    assert!(app.error().is_none(), "{:?}", app.error());
+    let analysis = app.data.analysis.as_ref().unwrap();
+    assert_eq!(analysis.classes.len(), 10);
+    let heatmap = app.data.heatmap.as_ref().unwrap();
+    assert_eq!(heatmap.method, HeatmapMethod::Attention);
+    assert!((heatmap.values.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+    // The prediction panel shows the top class and the model; the filter browser its table.
+    let top = analysis.classes[analysis.top_class].clone();
+    h.get_by_label_contains(&format!("{top}  ("));
+    h.get_by_label("model: digits");
+    h.get_by_label_contains("model backend: flex");
+    h.get_by_label("centre Hz ^");
+    // The first block's lowest band is selected by default; the header names it.
+    assert!(h.state().view.selected_filter.is_some());
+}
+
+#[test]
+fn switching_to_grad_cam_and_integrated_gradients_recomputes_the_heatmap() {
+    let file = common::shared_data().join("fsdd/3_theo_10.wav");
+    let mut h = app(Some(file));
+    step_until(&mut h, "analysis", |a| a.data.heatmap.is_some() && a.idle());
+    h.get_by_label("Grad-CAM").click();
+    step_until(&mut h, "Grad-CAM", |a| {
+        a.idle()
+            && a.data
+                .heatmap
+                .as_ref()
+                .is_some_and(|m| m.method == HeatmapMethod::GradCam)
+    });
+    let m = h.state().data.heatmap.clone().unwrap();
+    assert_eq!(
+        m.class.as_deref(),
+        Some("0"),
+        "class 0 is explained until another is chosen"
+    );
+    assert!(m.values.iter().all(|v| *v >= 0.0 && v.is_finite()));
+    h.get_by_label("integrated gradients").click();
+    step_until(&mut h, "integrated gradients", |a| {
+        a.idle()
+            && a.data
+                .heatmap
+                .as_ref()
+                .is_some_and(|m| m.method == HeatmapMethod::IntegratedGradients)
+    });
+    let m = h.state().data.heatmap.clone().unwrap();
+    assert!(m.values.iter().any(|v| *v > 0.0), "some evidence somewhere");
+    // Back to attention: cached, no recomputation needed.
+    h.get_by_label("attention").click();
+    h.step();
+    assert_eq!(
+        h.state().data.heatmap.as_ref().unwrap().method,
+        HeatmapMethod::Attention
+    );
+}
+
+#[test]
+fn selecting_a_filter_in_the_table_selects_it_everywhere() {
+    let file = common::shared_data().join("fsdd/7_george_3.wav");
+    let mut h = app(Some(file));
+    step_until(&mut h, "analysis", |a| a.data.analysis.is_some() && a.idle());
+    // Sort by filter number and click filter 5 of block 1.
+    h.get_by_label("#").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "5")
+        .click();
+    h.run_steps(2);
+    let app = h.state();
+    let model = app.data.model.as_ref().unwrap();
+    let selected = app.view.selected_filter.unwrap();
+    assert_eq!(
+        (model.filters[selected].block, model.filters[selected].filter),
+        (0, 5)
+    );
+}
+
+#[test]
+fn a_bad_file_shows_its_error_and_the_app_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("song.wav");
+    std::fs::write(&bad, b"ID3\x03\x00\x00\x00\x00\x00\x00not really audio").unwrap();
+    let mut h = app(None);
+    step_until(&mut h, "model", |a| a.data.model.is_some() && a.idle());
+    h.state_mut().open(bad.clone());
+    step_until(&mut h, "error", |a| a.error().is_some() && a.idle());
+    let e = h.state().error().unwrap().to_string();
+    assert!(e.contains("song.wav") && !e.contains('\n'), "{e}");
+    h.get_by_label_contains("error: ");
+    // Still works afterwards.
+    h.state_mut()
+        .open(common::shared_data().join("fsdd/1_lucas_0.wav"));
+    step_until(&mut h, "analysis", |a| a.data.analysis.is_some() && a.idle());
+}
+
+#[test]
+fn keyboard_zoom_and_pan_move_the_visible_range() {
+    let file = common::shared_data().join("fsdd/7_george_3.wav");
+    let mut h = app(Some(file));
+    step_until(&mut h, "analysis", |a| a.data.analysis.is_some() && a.idle());
+    h.run_steps(2);
+    let before = h.state().view.visible_s;
+    h.key_press(egui::Key::Plus);
+    h.run_steps(2);
+    let zoomed = h.state().view.visible_s;
+    assert!(
+        (zoomed.1 - zoomed.0) < 0.75 * (before.1 - before.0),
+        "{before:?} -> {zoomed:?}"
+    );
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    let panned = h.state().view.visible_s;
+    assert!(panned.0 > zoomed.0, "{zoomed:?} -> {panned:?}");
+    h.key_press(egui::Key::Home);
+    h.run_steps(2);
+    let all = h.state().view.visible_s;
+    assert!(all.0 <= 0.01 && all.1 >= before.1 - 0.05, "{all:?}");
+}
