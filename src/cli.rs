@@ -59,6 +59,39 @@ pub enum Command {
     },
     /// Write the app's views as PNG plus the data behind them (JSON/CSV), without a display.
     Explain(ExplainArgs),
+    /// Live microphone (or file at real-time pace) analysis with a rolling heatmap; records.
+    Live(LiveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Bundled model name or checkpoint path (default: the first bundled model found).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Play this file at real-time pace instead of capturing from a sound card.
+    #[arg(long)]
+    pub input_file: Option<PathBuf>,
+    /// Input device name (default: the system's default input).
+    #[arg(long, conflicts_with = "input_file")]
+    pub device: Option<String>,
+    /// Write the raw input to this WAV file as it arrives (crash-safe).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Close when the input file has played and the recording is finalised.
+    #[arg(long)]
+    pub exit_at_end: bool,
+    /// No window: print one JSON line per analysis and a summary line at the end.
+    #[arg(long)]
+    pub headless: bool,
+    /// Seconds of audio per analysis (default: 3 for speech models, 6 for heart models).
+    #[arg(long)]
+    pub window: Option<f64>,
+    /// Seconds between analyses.
+    #[arg(long, default_value_t = 0.25)]
+    pub hop: f64,
+    /// Show raw probabilities (no exponential smoothing).
+    #[arg(long)]
+    pub no_smoothing: bool,
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +189,10 @@ pub struct TrainArgs {
     /// Speed perturbation range: factors drawn from [1 - x, 1 + x].
     #[arg(long, default_value_t = 0.15)]
     pub speed_perturbation: f64,
+    /// Keep each recording's average feature level (no per-recording standardisation of the
+    /// features before attention pooling): for tasks where a steady level is the evidence.
+    #[arg(long)]
+    pub no_standardize: bool,
 }
 
 #[derive(Args, Debug)]
@@ -224,6 +261,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Filters { model }) => filters(&model),
         Some(Command::Open { file, model }) => open_app(model.as_deref(), Some(file), cli.backend),
         Some(Command::Explain(args)) => explain_report(args, cli.backend),
+        Some(Command::Live(args)) => live(args, cli.backend),
         None => open_app(None, None, cli.backend),
     };
     match result {
@@ -256,6 +294,91 @@ fn open_app(model: Option<&str>, file: Option<PathBuf>, choice: BackendChoice) -
         screenshot: std::env::var_os("ICONNET_SCREENSHOT").map(PathBuf::from),
     })?;
     Ok(0)
+}
+
+fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
+    use crate::live::{InputSpec, LiveConfig, LiveEvent, LiveSession};
+    let path = resolve_model(args.model.as_deref())?;
+    let backend = backend::select(choice)?;
+    let (model, view) = crate::app::worker::load_model(&path, &backend.device, &backend.description)?;
+    let mut config = LiveConfig::for_rate(model.config.sample_rate);
+    if let Some(w) = args.window {
+        config.window_s = w;
+    }
+    config.hop_s = args.hop;
+    if args.no_smoothing {
+        config.smoothing = 0.0;
+    }
+    config.record = args.record.clone();
+    let input = match (&args.input_file, &args.device) {
+        (Some(f), _) => InputSpec::File(f.clone()),
+        (None, d) => InputSpec::Device(d.clone()),
+    };
+    if !args.headless {
+        crate::app::live_view::run(crate::app::live_view::LiveOptions {
+            model_path: path,
+            model: view,
+            device: backend.device,
+            input,
+            config,
+            exit_at_end: args.exit_at_end,
+            backend: choice,
+        })?;
+        return Ok(0);
+    }
+    let session = LiveSession::start(model, input, config, || {});
+    let mut failed = false;
+    while let Ok(event) = session.events.recv() {
+        match event {
+            LiveEvent::Started { description, rate } => {
+                eprintln!(
+                    "live: {description}, {rate} Hz -> model {} Hz",
+                    view.card.config.sample_rate
+                )
+            }
+            LiveEvent::Frame(f) => {
+                let a = &f.analysis;
+                let probabilities: serde_json::Map<String, Value> = a
+                    .classes
+                    .iter()
+                    .zip(&a.probabilities)
+                    .map(|(c, p)| (c.clone(), json!(p)))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({
+                        "t": f.end_s,
+                        "top_class": a.classes[a.top_class],
+                        "probabilities": probabilities,
+                        "latency_ms": f.latency_ms,
+                        "real_time_factor": f.real_time_factor,
+                        "skipped_windows": f.skipped_windows,
+                    })
+                );
+            }
+            LiveEvent::Error(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+            LiveEvent::Stopped(s) => {
+                println!(
+                    "{}",
+                    json!({
+                        "summary": {
+                            "recording": s.recording.map(|p| p.display().to_string()),
+                            "samples": s.samples,
+                            "source_rate": s.source_rate,
+                            "dropped": s.dropped,
+                            "frames": s.frames,
+                            "skipped_windows": s.skipped_windows,
+                        }
+                    })
+                );
+                break;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
 
 fn explain_report(args: ExplainArgs, choice: BackendChoice) -> Result<i32, String> {
@@ -526,7 +649,10 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
                 .sample_rate
         }
     };
-    let config = ModelConfig::named(&args.arch, sample_rate, data.classes.clone(), args.pooling)?;
+    let mut config = ModelConfig::named(&args.arch, sample_rate, data.classes.clone(), args.pooling)?;
+    if args.no_standardize {
+        config.normalize_features = false;
+    }
     let backend = backend::select(choice)?;
     eprintln!(
         "model {} at {sample_rate} Hz, backend {}",

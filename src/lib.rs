@@ -7,5 +7,6 @@ pub mod backend;
 pub mod cli;
 pub mod dsp;
 pub mod explain;
+pub mod live;
 pub mod model;
 pub mod train;

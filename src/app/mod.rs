@@ -4,6 +4,7 @@
 pub mod colormap;
 pub mod context;
 pub mod decimate;
+pub mod live_view;
 pub mod panels;
 pub mod playback;
 pub mod recent;

@@ -1,0 +1,345 @@
+//! Live mode: samples from an input source flow through a lock-free ring buffer to an analysis
+//! thread that records them crash-safely and, every hop, runs the model on the latest window.
+//! When inference falls behind, stale windows are skipped rather than queued.
+
+pub mod recorder;
+pub mod source;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::explain::{self, Analysis};
+use crate::model::IConNet;
+use recorder::WavRecorder;
+pub use source::InputSpec;
+
+/// How the live analysis runs.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// Seconds of audio the model sees each time.
+    pub window_s: f64,
+    /// Seconds between analyses.
+    pub hop_s: f64,
+    /// Exponential smoothing of the probabilities (0 = off; 0.6 keeps 60 % of the previous).
+    pub smoothing: f32,
+    /// Write the raw input here as it arrives.
+    pub record: Option<PathBuf>,
+}
+
+impl LiveConfig {
+    /// Defaults by task: 3 s windows for speech, 6 s for heart sounds; 250 ms hops.
+    pub fn for_rate(model_rate: u32) -> Self {
+        Self {
+            window_s: if model_rate <= 4000 { 6.0 } else { 3.0 },
+            hop_s: 0.25,
+            smoothing: 0.6,
+            record: None,
+        }
+    }
+}
+
+/// One analysis of the latest window.
+#[derive(Clone, Debug)]
+pub struct LiveFrame {
+    /// The model's view of the window (probabilities smoothed if enabled).
+    pub analysis: Analysis,
+    /// Unsmoothed probabilities.
+    pub raw_probabilities: Vec<f32>,
+    /// The window at the model's rate, normalised.
+    pub window: Vec<f32>,
+    /// Stream time of the window's last sample, seconds since the start.
+    pub end_s: f64,
+    /// From the newest sample leaving the ring buffer to this result, ms.
+    pub latency_ms: f64,
+    /// Inference time divided by the hop: < 1 keeps up with real time.
+    pub real_time_factor: f64,
+    /// Windows skipped so far because inference fell behind.
+    pub skipped_windows: u64,
+}
+
+/// What the live session reports.
+#[derive(Debug)]
+pub enum LiveEvent {
+    Started {
+        description: String,
+        rate: u32,
+    },
+    Frame(Arc<LiveFrame>),
+    /// A fault (device lost, disk full); the session stops after it, keeping the recording.
+    Error(String),
+    Stopped(LiveSummary),
+}
+
+/// The end of a session.
+#[derive(Clone, Debug, Default)]
+pub struct LiveSummary {
+    pub recording: Option<PathBuf>,
+    pub samples: u64,
+    pub dropped: u64,
+    pub frames: u64,
+    pub skipped_windows: u64,
+    pub source_rate: u32,
+}
+
+/// A running live session; dropping it stops it.
+pub struct LiveSession {
+    pub events: Receiver<LiveEvent>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LiveSession {
+    /// Starts capturing from `input` and analysing with `model` (on a CPU/GPU device, not
+    /// autodiff). `notify` is called after every event.
+    pub fn start(
+        model: IConNet,
+        input: InputSpec,
+        config: LiveConfig,
+        notify: impl Fn() + Send + 'static,
+    ) -> Self {
+        Self::start_with(move || Ok(model), input, config, notify)
+    }
+
+    /// Like [`Self::start`], loading the checkpoint at `path` onto `device` on the session's
+    /// own thread (the caller never waits for it).
+    pub fn start_from_checkpoint(
+        path: PathBuf,
+        device: burn::tensor::Device,
+        input: InputSpec,
+        config: LiveConfig,
+        notify: impl Fn() + Send + 'static,
+    ) -> Self {
+        Self::start_with(
+            move || {
+                crate::model::checkpoint::load(&path, &device)
+                    .map(|(m, _)| m)
+                    .map_err(|e| e.to_string())
+            },
+            input,
+            config,
+            notify,
+        )
+    }
+
+    fn start_with(
+        model: impl FnOnce() -> Result<IConNet, String> + Send + 'static,
+        input: InputSpec,
+        config: LiveConfig,
+        notify: impl Fn() + Send + 'static,
+    ) -> Self {
+        let (tx, events) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("iconnet-live".into())
+            .spawn(move || {
+                let send = |e: LiveEvent| {
+                    let _ = tx.send(e);
+                    notify();
+                };
+                match model() {
+                    Ok(model) => run(&model, &input, &config, &thread_stop, &send),
+                    Err(e) => {
+                        send(LiveEvent::Error(e));
+                        send(LiveEvent::Stopped(LiveSummary::default()));
+                    }
+                }
+            })
+            .expect("spawn live thread");
+        Self {
+            events,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Asks the session to stop; it finalises the recording and sends `Stopped`.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(model: &IConNet, input: &InputSpec, config: &LiveConfig, stop: &AtomicBool, send: &dyn Fn(LiveEvent)) {
+    let mut summary = LiveSummary::default();
+    let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1 << 20);
+    let (err_tx, err_rx): (Sender<String>, Receiver<String>) = channel();
+    let source = match source::start(input, producer, err_tx) {
+        Ok(s) => s,
+        Err(e) => {
+            send(LiveEvent::Error(e));
+            send(LiveEvent::Stopped(summary));
+            return;
+        }
+    };
+    let rate = source.rate;
+    summary.source_rate = rate;
+    send(LiveEvent::Started {
+        description: source.description.clone(),
+        rate,
+    });
+    let mut recorder = match &config.record {
+        Some(path) => match WavRecorder::create(path, rate) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                send(LiveEvent::Error(e));
+                send(LiveEvent::Stopped(summary));
+                return;
+            }
+        },
+        None => None,
+    };
+    let model_rate = model.config.sample_rate;
+    let window = ((config.window_s * rate as f64) as usize).max(1);
+    let hop = ((config.hop_s * rate as f64) as usize).max(1);
+    let min_samples = ((model.config.min_samples() as f64 * rate as f64 / model_rate as f64) as usize)
+        .max(rate as usize / 4);
+    let mut history: Vec<f32> = Vec::with_capacity(2 * window);
+    let mut chunk = vec![0f32; 1 << 16];
+    let mut since_hop = 0usize;
+    let mut total = 0u64;
+    let mut smoothed: Option<Vec<f32>> = None;
+    let mut fault = None;
+    loop {
+        // Drain what has arrived.
+        let available = consumer.slots();
+        let mut newest_arrival = None;
+        if available > 0 {
+            let n = available.min(chunk.len());
+            if let Ok(read) = consumer.read_chunk(n) {
+                let (a, b) = read.as_slices();
+                chunk[..a.len()].copy_from_slice(a);
+                chunk[a.len()..a.len() + b.len()].copy_from_slice(b);
+                read.commit_all();
+            }
+            newest_arrival = Some(Instant::now());
+            let got = &chunk[..n];
+            if let Some(r) = &mut recorder
+                && let Err(e) = r.write(got)
+            {
+                fault = Some(e);
+            }
+            history.extend_from_slice(got);
+            if history.len() > 2 * window {
+                history.drain(..history.len() - window);
+            }
+            total += n as u64;
+            since_hop += n;
+        }
+        if let Ok(e) = err_rx.try_recv() {
+            fault = Some(e);
+        }
+        if since_hop >= hop && history.len() >= min_samples {
+            // Only the newest window matters: hops that piled up while we were busy are skipped.
+            summary.skipped_windows += (since_hop / hop - 1) as u64;
+            since_hop = 0;
+            let started = newest_arrival.unwrap_or_else(Instant::now);
+            let start = history.len().saturating_sub(window);
+            let frame = analyse_window(model, &history[start..], rate, config, &mut smoothed);
+            if let Ok(mut frame) = frame {
+                let compute = started.elapsed();
+                frame.end_s = total as f64 / rate as f64;
+                frame.latency_ms = compute.as_secs_f64() * 1000.0;
+                frame.real_time_factor = compute.as_secs_f64() / config.hop_s;
+                frame.skipped_windows = summary.skipped_windows;
+                summary.frames += 1;
+                send(LiveEvent::Frame(Arc::new(frame)));
+            }
+            if let Some(r) = &mut recorder
+                && let Err(e) = r.flush()
+            {
+                fault = Some(e);
+            }
+        }
+        if fault.is_some() {
+            break;
+        }
+        let finished = source.stats.finished.load(Ordering::SeqCst) && consumer.slots() == 0;
+        if stop.load(Ordering::SeqCst) || finished {
+            break;
+        }
+        if consumer.slots() == 0 {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+    let stats = source.stats.clone();
+    drop(source);
+    // Whatever is still in the ring belongs to the recording.
+    let rest = consumer.slots();
+    if rest > 0
+        && let Ok(read) = consumer.read_chunk(rest)
+    {
+        let (a, b) = read.as_slices();
+        if let Some(r) = &mut recorder {
+            let _ = r.write(a).and_then(|_| r.write(b));
+        }
+        total += rest as u64;
+        read.commit_all();
+    }
+    if let Some(e) = fault {
+        send(LiveEvent::Error(e));
+    }
+    summary.samples = total;
+    summary.dropped = stats.dropped.load(Ordering::SeqCst);
+    summary.recording = recorder.and_then(|r| match r.finish() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            send(LiveEvent::Error(e));
+            None
+        }
+    });
+    send(LiveEvent::Stopped(summary));
+}
+
+fn analyse_window(
+    model: &IConNet,
+    window: &[f32],
+    rate: u32,
+    config: &LiveConfig,
+    smoothed: &mut Option<Vec<f32>>,
+) -> Result<LiveFrame, String> {
+    let mut samples = crate::audio::resample::resample(window, rate, model.config.sample_rate)?;
+    crate::audio::normalize(&mut samples);
+    let mut analysis = explain::analyse(model, &samples);
+    let raw = analysis.probabilities.clone();
+    if config.smoothing > 0.0 {
+        let a = config.smoothing.clamp(0.0, 0.99);
+        let next: Vec<f32> = match smoothed.as_ref() {
+            Some(prev) if prev.len() == raw.len() => prev
+                .iter()
+                .zip(&raw)
+                .map(|(p, r)| a * p + (1.0 - a) * r)
+                .collect(),
+            _ => raw.clone(),
+        };
+        analysis.top_class = next
+            .iter()
+            .enumerate()
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        analysis.probabilities = next.clone();
+        *smoothed = Some(next);
+    }
+    Ok(LiveFrame {
+        analysis,
+        raw_probabilities: raw,
+        window: samples,
+        end_s: 0.0,
+        latency_ms: 0.0,
+        real_time_factor: 0.0,
+        skipped_windows: 0,
+    })
+}

@@ -1,0 +1,135 @@
+//! The live pipeline driven by the file-backed source: results appear while the file plays,
+//! latency stays bounded, nothing is dropped, the recording equals the input, a killed session
+//! leaves a loadable recording, and faults are reported without a panic.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use burn::tensor::Device;
+use iconnet::live::{InputSpec, LiveConfig, LiveEvent, LiveSession, LiveSummary};
+use iconnet::model::checkpoint;
+
+fn model() -> iconnet::model::IConNet {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.iconnet");
+    checkpoint::load(&path, &Device::flex()).unwrap().0
+}
+
+fn speech_file() -> PathBuf {
+    common::shared_data().join("emotion/03-01-05-01-01-01-02.wav")
+}
+
+/// Runs a session to its end; returns latencies (ms), errors and the summary.
+fn run(input: InputSpec, config: LiveConfig) -> (Vec<f64>, Vec<String>, LiveSummary) {
+    let session = LiveSession::start(model(), input, config, || {});
+    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+    loop {
+        match session
+            .events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("live events")
+        {
+            LiveEvent::Started { .. } => {}
+            LiveEvent::Frame(f) => {
+                assert!((f.analysis.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+                latencies.push(f.latency_ms);
+            }
+            LiveEvent::Error(e) => errors.push(e),
+            LiveEvent::Stopped(s) => return (latencies, errors, s),
+        }
+    }
+}
+
+#[test]
+fn a_file_played_in_real_time_gives_results_and_an_identical_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live.wav");
+    let config = LiveConfig {
+        window_s: 3.0,
+        hop_s: 0.25,
+        smoothing: 0.6,
+        record: Some(out.clone()),
+    };
+    let (latencies, errors, summary) = run(InputSpec::File(speech_file()), config);
+    assert!(errors.is_empty(), "{errors:?}");
+    // 3.67 s at 250 ms hops: about 14 analyses.
+    assert!(latencies.len() >= 10, "{} frames", latencies.len());
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    assert!(median < 1000.0, "median latency {median} ms");
+    assert_eq!(
+        summary.dropped, 0,
+        "the analysis must never make the source drop samples"
+    );
+    let input = iconnet::audio::load(&speech_file()).unwrap();
+    let recorded = iconnet::audio::load(&out).unwrap();
+    assert_eq!(recorded.sample_rate, input.sample_rate);
+    assert_eq!(
+        recorded.samples, input.samples,
+        "recording differs from the input"
+    );
+    assert_eq!(summary.samples as usize, input.samples.len());
+}
+
+#[test]
+fn a_missing_device_or_unwritable_recording_is_reported_not_panicked() {
+    let (_, errors, summary) = run(
+        InputSpec::Device(Some("no such microphone".into())),
+        LiveConfig::for_rate(8000),
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("no such microphone")),
+        "{errors:?}"
+    );
+    assert_eq!(summary.frames, 0);
+    let config = LiveConfig {
+        record: Some(PathBuf::from("/nonexistent-dir/x.wav")),
+        ..LiveConfig::for_rate(8000)
+    };
+    let (_, errors, _) = run(InputSpec::File(speech_file()), config);
+    assert!(
+        errors.iter().any(|e| e.contains("/nonexistent-dir/x.wav")),
+        "{errors:?}"
+    );
+    let (_, errors, _) = run(
+        InputSpec::File(PathBuf::from("/nonexistent.wav")),
+        LiveConfig::for_rate(8000),
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("/nonexistent.wav")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_killed_live_session_leaves_a_loadable_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed.wav");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iconnet"))
+        .args(["live", "--headless", "--model", "digits", "--input-file"])
+        .arg(speech_file())
+        .arg("--record")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a few analyses (each follows a flush of the recording), then kill -9.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    for _ in 0..6 {
+        lines.next().expect("a result line").unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let input = iconnet::audio::load(&speech_file()).unwrap();
+    let recorded = iconnet::audio::load(&out).expect("the killed session's recording must load");
+    let n = recorded.samples.len();
+    assert!(n >= input.sample_rate as usize, "only {n} samples survived");
+    assert!(n < input.samples.len(), "killed before the end");
+    assert_eq!(recorded.samples[..], input.samples[..n]);
+}
