@@ -214,6 +214,9 @@ pub struct EvalArgs {
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Evaluate on the test groups named in the model card (reproduces its test figures).
+    #[arg(long, conflicts_with = "groups")]
+    pub card_test_groups: bool,
 }
 
 /// Directory of the bundled models.
@@ -494,7 +497,16 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
             data.classes.join(", ")
         ));
     }
-    let examples = subset(data.examples, &args.groups, args.limit);
+    let mut groups = args.groups.clone();
+    if args.card_test_groups {
+        groups = card
+            .training
+            .get("test_groups")
+            .and_then(|g| g.as_array())
+            .map(|g| g.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .ok_or_else(|| format!("{}: the model card lists no test groups", path.display()))?;
+    }
+    let examples = subset(data.examples, &groups, args.limit);
     if examples.is_empty() {
         return Err("no examples to evaluate (check --groups)".into());
     }

@@ -48,7 +48,7 @@ impl MinMaxPyramid {
             let mut level = None;
             for (k, _) in self.levels.iter().enumerate() {
                 let size = 2usize << k;
-                if i % size == 0 && i + size <= end {
+                if i.is_multiple_of(size) && i + size <= end {
                     level = Some(k);
                 } else {
                     break;

@@ -60,16 +60,6 @@ pub fn colour_legend(ui: &mut Ui, title: &str, low: &str, high: &str) {
     });
 }
 
-/// Identifies a texture's content: a hash of the values and a display parameter.
-pub fn content_key(values: &[f32], parameter: f32) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    values.len().hash(&mut h);
-    values.iter().for_each(|v| v.to_bits().hash(&mut h));
-    parameter.to_bits().hash(&mut h);
-    h.finish()
-}
-
 /// Reduces each row of `rows` (equal lengths) to at most `max_cols` columns by averaging.
 pub fn shrink_columns(rows: &[Vec<f32>], max_cols: usize) -> (Vec<Vec<f32>>, usize) {
     let cols = rows.first().map(|r| r.len()).unwrap_or(0);

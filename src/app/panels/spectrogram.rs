@@ -4,16 +4,20 @@
 use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
 use egui_plot::{Axis, Plot, PlotImage, PlotPoint, Span, VLine};
 
-use super::{colour_legend, content_key, hover_point, seconds_label, shrink_columns, time_link};
+use std::sync::Arc;
+
+use super::{colour_legend, hover_point, seconds_label, shrink_columns, time_link};
 use crate::app::colormap::rgba_image;
 use crate::app::context::ViewContext;
 use crate::app::session::Loaded;
+use crate::explain::Analysis;
 
 const MAX_TEXTURE_COLUMNS: usize = 4096;
 
 #[derive(Default)]
 pub struct SpectrogramPanel {
-    texture: Option<(u64, TextureHandle)>,
+    /// Texture of the analysis it was built from (kept alive so identity stays meaningful).
+    texture: Option<(Arc<Analysis>, TextureHandle)>,
 }
 
 /// Band energies `[filters][frames]` re-ordered by `order` (lowest centre first) and scaled to
@@ -65,7 +69,7 @@ impl SpectrogramPanel {
         colour_legend(ui, "first-block band energy (NLReLU)", "low", "high");
         let frames = energy[0].len();
         let extent = frames as f64 * analysis.band_energy_frame_s;
-        let texture = self.texture(ui.ctx(), energy, &rows);
+        let texture = self.texture(ui.ctx(), analysis, energy, &rows);
         let centres: Vec<f64> = order.iter().map(|&i| model.filters[i].centre_hz()).collect();
         let n_rows = order.len() as f64;
         let selected_row = view
@@ -143,22 +147,29 @@ impl SpectrogramPanel {
         }
     }
 
-    fn texture(&mut self, ctx: &egui::Context, energy: &[Vec<f32>], rows: &[usize]) -> TextureHandle {
-        let key = content_key(&energy[0], energy.len() as f32) ^ content_key(&energy[energy.len() - 1], 0.0);
-        if let Some((k, t)) = &self.texture
-            && *k == key
+    fn texture(
+        &mut self,
+        ctx: &egui::Context,
+        analysis: &Arc<Analysis>,
+        energy: &[Vec<f32>],
+        rows: &[usize],
+    ) -> TextureHandle {
+        if let Some((a, t)) = &self.texture
+            && Arc::ptr_eq(a, analysis)
         {
             return t.clone();
         }
-        let ordered = ordered_normalised(energy, rows);
-        let (shrunk, _) = shrink_columns(&ordered, MAX_TEXTURE_COLUMNS);
+        // Average down to the texture width first: normalising 128 x 150k values costs far more.
+        let max_cols = MAX_TEXTURE_COLUMNS.min(ctx.input(|i| i.max_texture_side));
+        let (shrunk, _) = shrink_columns(energy, max_cols);
+        let shrunk = ordered_normalised(&shrunk, rows);
         let width = shrunk[0].len().max(1);
         // Image row 0 is the top: highest band first.
         let values: Vec<f32> = shrunk.iter().rev().flatten().copied().collect();
         let image =
             egui::ColorImage::from_rgba_unmultiplied([width, shrunk.len()], &rgba_image(&values, 255));
         let t = ctx.load_texture("learned-spectrogram", image, TextureOptions::LINEAR);
-        self.texture = Some((key, t.clone()));
+        self.texture = Some((analysis.clone(), t.clone()));
         t
     }
 }

@@ -1,6 +1,8 @@
 //! The waveform with the heatmap as a colour band behind it, drawn by per-pixel min/max
 //! decimation, with zoom/pan, a time ruler, the click cursor and the playhead.
 
+use std::sync::Arc;
+
 use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
 use egui_plot::{Line, Plot, PlotImage, PlotPoint, PlotPoints, VLine};
 
@@ -15,7 +17,8 @@ const MAX_TEXTURE_COLUMNS: usize = 4096;
 
 #[derive(Default)]
 pub struct WaveformPanel {
-    texture: Option<(u64, TextureHandle)>,
+    /// Texture of the heatmap and opacity it was built from.
+    texture: Option<(Arc<Heatmap>, f32, TextureHandle)>,
 }
 
 impl WaveformPanel {
@@ -24,7 +27,7 @@ impl WaveformPanel {
             ui.centered_and_justified(|ui| ui.label("Open a recording (File > Open, or drop a file here)"));
             return;
         };
-        let heatmap = data.heatmap.as_deref();
+        let heatmap = data.heatmap.as_ref();
         match heatmap {
             Some(h) => colour_legend(ui, &h.title(), "low", "high"),
             None => {
@@ -106,19 +109,20 @@ impl WaveformPanel {
     }
 
     /// The heatmap as a one-row texture, rebuilt when the heatmap or opacity changes.
-    fn texture(&mut self, ctx: &egui::Context, heatmap: &Heatmap, opacity: f32) -> TextureHandle {
-        let key = super::content_key(&heatmap.values, opacity);
-        if let Some((k, t)) = &self.texture
-            && *k == key
+    fn texture(&mut self, ctx: &egui::Context, heatmap: &Arc<Heatmap>, opacity: f32) -> TextureHandle {
+        if let Some((h, o, t)) = &self.texture
+            && Arc::ptr_eq(h, heatmap)
+            && *o == opacity
         {
             return t.clone();
         }
-        let (rows, _) = super::shrink_columns(&[heatmap.normalised()], MAX_TEXTURE_COLUMNS);
+        let max_cols = MAX_TEXTURE_COLUMNS.min(ctx.input(|i| i.max_texture_side));
+        let (rows, _) = super::shrink_columns(&[heatmap.normalised()], max_cols);
         let row = &rows[0];
         let rgba = rgba_image(row, (opacity.clamp(0.0, 1.0) * 255.0) as u8);
         let image = egui::ColorImage::from_rgba_unmultiplied([row.len().max(1), 1], &rgba);
         let t = ctx.load_texture("heatmap", image, TextureOptions::NEAREST);
-        self.texture = Some((key, t.clone()));
+        self.texture = Some((heatmap.clone(), opacity, t.clone()));
         t
     }
 }
