@@ -37,7 +37,9 @@ fn decimation(c: &mut Criterion) {
     let x = long_signal();
     let mut g = c.benchmark_group("waveform");
     g.sample_size(10);
-    g.bench_function("pyramid build, 10 min @ 4 kHz", |b| b.iter(|| MinMaxPyramid::new(black_box(x.clone()))));
+    g.bench_function("pyramid build, 10 min @ 4 kHz", |b| {
+        b.iter(|| MinMaxPyramid::new(black_box(x.clone())))
+    });
     let p = MinMaxPyramid::new(x);
     let duration = (MINUTES * 60) as f64;
     g.bench_function("columns, whole 10 min -> 1400 px", |b| {
@@ -61,7 +63,9 @@ fn heatmaps(c: &mut Criterion) {
         })
     });
     // First-block energies: 128 bands x 150,000 frames (10 min at stride 8 of 2 kHz).
-    let energy: Vec<Vec<f32>> = (0..128).map(|i| common::noise(150_000, i).iter().map(|v| v.abs()).collect()).collect();
+    let energy: Vec<Vec<f32>> = (0..128)
+        .map(|i| common::noise(150_000, i).iter().map(|v| v.abs()).collect())
+        .collect();
     let order: Vec<usize> = (0..128).rev().collect();
     g.bench_function("learned spectrogram texture (128 x 150k)", |b| {
         b.iter(|| {
@@ -95,7 +99,10 @@ fn frame(c: &mut Criterion) {
         .build_ui_state(|ui, app: &mut StudioApp| app.frame(ui), app);
     let start = Instant::now();
     while !(h.state().idle() && h.state().data.heatmap.is_some()) {
-        assert!(start.elapsed() < Duration::from_secs(300), "analysis did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "analysis did not finish"
+        );
         h.step();
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -171,3 +171,40 @@ fn keyboard_zoom_and_pan_move_the_visible_range() {
     let all = h.state().view.visible_s;
     assert!(all.0 <= 0.01 && all.1 >= before.1 - 0.05, "{all:?}");
 }
+
+#[test]
+fn exports_write_the_heatmap_labels_filters_and_probabilities() {
+    use iconnet::app::Export;
+    let file = common::shared_data().join("fsdd/7_george_3.wav");
+    let mut h = app(Some(file));
+    step_until(&mut h, "analysis", |a| a.data.heatmap.is_some() && a.idle());
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = h.ctx.clone();
+    let app = h.state();
+    for (what, name) in [
+        (Export::HeatmapCsv, "h.csv"),
+        (Export::HeatmapJson, "h.json"),
+        (Export::Labels, "labels.txt"),
+        (Export::FiltersCsv, "filters.csv"),
+        (Export::ProbabilitiesJson, "p.json"),
+    ] {
+        app.export(&ctx, what, &dir.path().join(name)).unwrap();
+    }
+    let csv = std::fs::read_to_string(dir.path().join("h.csv")).unwrap();
+    let frames = app.data.heatmap.as_ref().unwrap().values.len();
+    assert_eq!(
+        csv.lines().count(),
+        frames + 2,
+        "comment, header, one line per frame"
+    );
+    let labels = std::fs::read_to_string(dir.path().join("labels.txt")).unwrap();
+    assert!(
+        !labels.is_empty() && labels.lines().all(|l| l.split('\t').count() == 3),
+        "{labels}"
+    );
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
+    assert_eq!(p["model"], "digits");
+    let filters = std::fs::read_to_string(dir.path().join("filters.csv")).unwrap();
+    assert!(filters.starts_with("block,filter,channel,f_low_hz"));
+}
