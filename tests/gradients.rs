@@ -151,3 +151,56 @@ fn gradient_steps_move_a_band_towards_the_energy_the_loss_wants() {
     );
     assert!(energy_of(&bank) > 2.0 * e0, "energy {e0} -> {}", energy_of(&bank));
 }
+
+/// `input_gradient` (used by integrated gradients) agrees with a finite-difference directional
+/// derivative of the class score, through both FIR blocks and the pooled-input path.
+#[test]
+fn input_gradient_matches_finite_differences() {
+    let device = Device::flex().autodiff();
+    let config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
+    let model = IConNet::new(&config, &device).without_dropout();
+    let x: Vec<f32> = noise(2400, 7)
+        .iter()
+        .zip(tone(0.05, 2400))
+        .map(|(n, t)| n + 0.5 * t)
+        .collect();
+    let class = 1;
+    let score = |clip: &[f32]| -> f64 {
+        let out = model.forward(&AudioBatch::from_clips(&[clip], 2400));
+        let v: Vec<f32> = out.logits.into_data().try_to_vec().unwrap();
+        v[class] as f64
+    };
+    let g = model
+        .input_gradient(&AudioBatch::from_clips(&[&x], 2400), class)
+        .unwrap();
+    assert_eq!(g.len(), x.len());
+    for seed in [11, 12, 13] {
+        let v = noise(x.len(), seed);
+        let norm = v.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
+        let v: Vec<f32> = v.iter().map(|a| (*a as f64 / norm) as f32).collect();
+        let eps = 2e-2f32;
+        let plus: Vec<f32> = x.iter().zip(&v).map(|(a, b)| a + eps * b).collect();
+        let minus: Vec<f32> = x.iter().zip(&v).map(|(a, b)| a - eps * b).collect();
+        let numeric = (score(&plus) - score(&minus)) / (2.0 * eps as f64);
+        let analytic: f64 = g.iter().zip(&v).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+        assert!(
+            (numeric - analytic).abs() <= 0.05 * numeric.abs().max(analytic.abs()) + 1e-3,
+            "seed {seed}: finite difference {numeric} vs input gradient {analytic}"
+        );
+    }
+}
+
+/// Grad-CAM is non-negative, one value per valid frame, and repeatable (dropout is off).
+#[test]
+fn grad_cam_is_deterministic_and_covers_valid_frames() {
+    let device = Device::flex().autodiff();
+    let config = ModelConfig::named("tiny", 8000, classes(2), PoolingKind::Attention).unwrap();
+    let model = IConNet::new(&config, &device).without_dropout();
+    let x = noise(3000, 3);
+    let batch = AudioBatch::from_clips(&[&x], 3000);
+    let a = model.grad_cam(&batch, 0).unwrap();
+    let b = model.grad_cam(&batch, 0).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a[0].len(), 3000 / config.total_stride());
+    assert!(a[0].iter().all(|v| *v >= 0.0 && v.is_finite()));
+}

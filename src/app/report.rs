@@ -16,7 +16,6 @@ use super::panels::waveform::WaveformPanel;
 use super::session::{Loaded, RecordingView};
 use crate::explain::attribution::{self, Heatmap, HeatmapMethod};
 use crate::explain::{self, export};
-use crate::model::checkpoint;
 
 /// What `iconnet explain` writes.
 pub struct ReportRequest<'a> {
@@ -51,9 +50,7 @@ pub fn write_report(
             .position(|x| x == c)
             .ok_or_else(|| format!("class '{c}' is not one of {}", analysis.classes.join(", ")))?,
     };
-    let autodiff = checkpoint::load(req.model, &device.clone().autodiff())
-        .map_err(|e| e.to_string())?
-        .0;
+    let autodiff = attribution::load_for_attribution(req.model, device)?;
     let mut heatmaps: Vec<Arc<Heatmap>> = vec![Arc::new(attribution::attention(&analysis))];
     heatmaps.push(Arc::new(attribution::grad_cam(&autodiff, &samples, class)?));
     if !autodiff.blocks.is_empty() {

@@ -85,6 +85,16 @@ impl Heatmap {
     }
 }
 
+/// Loads a checkpoint for attributions: on the autodiff variant of `device`, dropout off.
+pub fn load_for_attribution(
+    path: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> Result<IConNet, String> {
+    crate::model::checkpoint::load(path, &device.clone().autodiff())
+        .map(|(m, _)| m.without_dropout())
+        .map_err(|e| e.to_string())
+}
+
 /// Grad-CAM for `class` on one normalised clip. `model` must live on an autodiff device.
 pub fn grad_cam(model: &IConNet, samples: &[f32], class: usize) -> Result<Heatmap, String> {
     check_class(model, class)?;

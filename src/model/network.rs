@@ -114,6 +114,13 @@ impl IConNet {
         }
     }
 
+    /// The same model with dropout off: explanations on an autodiff device must see the
+    /// deterministic model that made the prediction, not a randomly thinned one.
+    pub fn without_dropout(mut self) -> Self {
+        self.head.dropout.prob = 0.0;
+        self
+    }
+
     pub fn device(&self) -> Device {
         self.head.output.weight.val().device()
     }
