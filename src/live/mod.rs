@@ -142,7 +142,22 @@ impl LiveSession {
                     notify();
                 };
                 match model() {
-                    Ok(model) => run(&model, &input, &config, &thread_stop, &send),
+                    Ok(model) => {
+                        // A bug in the analysis must end the session with a message, not silently:
+                        // the recording has been flushed up to the last hop either way.
+                        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run(&model, &input, &config, &thread_stop, &send)
+                        }));
+                        if let Err(panic) = outcome {
+                            let what = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "unknown panic".into());
+                            send(LiveEvent::Error(format!("live analysis failed: {what}")));
+                            send(LiveEvent::Stopped(LiveSummary::default()));
+                        }
+                    }
                     Err(e) => {
                         send(LiveEvent::Error(e));
                         send(LiveEvent::Stopped(LiveSummary::default()));

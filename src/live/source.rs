@@ -224,6 +224,8 @@ fn build<T: cpal::SizedSample + Send + 'static>(
                 let mut pushed = 0u64;
                 for frame in data.chunks(channels) {
                     let mono = frame.iter().map(|&v| to_f32(v)).sum::<f32>() / channels as f32;
+                    // A misbehaving driver must not poison the analysis (FFTs) or the recording.
+                    let mono = if mono.is_finite() { mono } else { 0.0 };
                     if producer.push(mono).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                     } else {
