@@ -340,24 +340,12 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
                 )
             }
             LiveEvent::Frame(f) => {
-                let a = &f.analysis;
-                let probabilities: serde_json::Map<String, Value> = a
-                    .classes
-                    .iter()
-                    .zip(&a.probabilities)
-                    .map(|(c, p)| (c.clone(), json!(p)))
-                    .collect();
-                println!(
-                    "{}",
-                    json!({
-                        "t": f.end_s,
-                        "top_class": a.classes[a.top_class],
-                        "probabilities": probabilities,
-                        "latency_ms": f.latency_ms,
-                        "real_time_factor": f.real_time_factor,
-                        "skipped_windows": f.skipped_windows,
-                    })
-                );
+                let mut line = explain::export::probabilities_json("live input", view.name(), &f.analysis);
+                line["t"] = json!(f.end_s);
+                line["latency_ms"] = json!(f.latency_ms);
+                line["real_time_factor"] = json!(f.real_time_factor);
+                line["skipped_windows"] = json!(f.skipped_windows);
+                println!("{line}");
             }
             LiveEvent::Error(e) => {
                 eprintln!("error: {e}");
@@ -435,19 +423,10 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                     eprintln!("warning: {}: {w}", file.display());
                 }
                 if args.json {
-                    let probabilities: serde_json::Map<String, Value> = a
-                        .classes
-                        .iter()
-                        .zip(&a.probabilities)
-                        .map(|(c, p)| (c.clone(), json!(p)))
-                        .collect();
-                    results.push(json!({
-                        "file": file.display().to_string(),
-                        "model": card.name,
-                        "top_class": a.classes[a.top_class],
-                        "probabilities": probabilities,
-                        "attention": { "times_s": a.times_s, "weights": a.attention },
-                    }));
+                    let mut result =
+                        explain::export::probabilities_json(&file.display().to_string(), &card.name, &a);
+                    result["attention"] = json!({ "times_s": a.times_s, "weights": a.attention });
+                    results.push(result);
                 } else {
                     let probs: Vec<String> = a
                         .classes

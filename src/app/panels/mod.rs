@@ -26,6 +26,24 @@ pub fn hover_point(h: &egui_plot::HoverPosition<'_>) -> egui_plot::PlotPoint {
     }
 }
 
+/// The click cursor (white) and the playhead (green) on a time-linked plot.
+pub fn time_markers(plot: &mut egui_plot::PlotUi<'_>, cursor: Option<f64>, playhead: Option<f64>) {
+    if let Some(t) = cursor {
+        plot.vline(
+            egui_plot::VLine::new("cursor", t)
+                .color(Color32::WHITE)
+                .width(1.0),
+        );
+    }
+    if let Some(t) = playhead {
+        plot.vline(
+            egui_plot::VLine::new("playhead", t)
+                .color(Color32::from_rgb(80, 255, 120))
+                .width(2.0),
+        );
+    }
+}
+
 /// "1.25 s" style tick labels.
 pub fn seconds_label(t: f64) -> String {
     if t.abs() >= 60.0 {

@@ -2,7 +2,7 @@
 //! ordered by centre frequency, on the waveform's time axis. Clicking a row selects its filter.
 
 use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
-use egui_plot::{Axis, Plot, PlotImage, PlotPoint, Span, VLine};
+use egui_plot::{Axis, Plot, PlotImage, PlotPoint, Span};
 
 use std::sync::Arc;
 
@@ -124,16 +124,7 @@ impl SpectrogramPanel {
                             .border_color(Color32::from_rgb(80, 200, 255)),
                     );
                 }
-                if let Some(t) = cursor {
-                    plot.vline(VLine::new("cursor", t).color(Color32::WHITE).width(1.0));
-                }
-                if let Some(t) = playhead {
-                    plot.vline(
-                        VLine::new("playhead", t)
-                            .color(Color32::from_rgb(80, 255, 120))
-                            .width(2.0),
-                    );
-                }
+                super::time_markers(plot, cursor, playhead);
                 plot.pointer_coordinate()
             });
         if response.response.clicked()

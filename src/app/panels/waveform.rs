@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
-use egui_plot::{Line, Plot, PlotImage, PlotPoint, PlotPoints, VLine};
+use egui_plot::{Line, Plot, PlotImage, PlotPoint, PlotPoints};
 
 use super::{colour_legend, hover_point, seconds_label, time_link};
 use crate::app::colormap::rgba_image;
@@ -87,16 +87,7 @@ impl WaveformPanel {
                         .width(1.0)
                         .allow_hover(false),
                 );
-                if let Some(t) = cursor {
-                    plot.vline(VLine::new("cursor", t).color(Color32::WHITE).width(1.0));
-                }
-                if let Some(t) = playhead {
-                    plot.vline(
-                        VLine::new("playhead", t)
-                            .color(Color32::from_rgb(80, 255, 120))
-                            .width(2.0),
-                    );
-                }
+                super::time_markers(plot, cursor, playhead);
                 plot.pointer_coordinate()
             });
         let bounds = response.transform.bounds();
