@@ -178,6 +178,11 @@ impl LiveApp {
         self.frame = Some(frame);
     }
 
+    /// Whether a result is on screen.
+    pub fn has_result(&self) -> bool {
+        self.frame.is_some()
+    }
+
     pub fn frame_ui(&mut self, ui: &mut Ui) {
         let ctx = ui.ctx().clone();
         self.poll(&ctx);
