@@ -171,7 +171,7 @@ impl LiveApp {
         let mut analysis = frame.analysis.clone();
         if !self.smooth {
             analysis.probabilities = frame.raw_probabilities.clone();
-            analysis.top_class = argmax(&analysis.probabilities);
+            analysis.top_class = crate::explain::argmax(&analysis.probabilities);
         }
         self.data.analysis = Some(Arc::new(analysis));
         self.view.request_visible_s = Some((0.0, duration.max(0.001)));
@@ -302,14 +302,6 @@ impl eframe::App for LiveApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         self.frame_ui(ui);
     }
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0)
 }
 
 /// `~/iconnet-recording-<unix time>.wav` (or in the current directory without a home).

@@ -47,23 +47,18 @@ impl Player {
         std::thread::spawn(move || {
             let _ = tx.send(probe());
         });
-        Self {
-            output: Output::Probing,
-            probe: Some(rx),
-            stream: None,
-            position: Arc::new(AtomicU64::new(0)),
-            finished: Arc::new(AtomicBool::new(false)),
-            source_rate: 1.0,
-            start_s: 0.0,
-            playing: None,
-        }
+        Self::idle(Output::Probing, Some(rx))
     }
 
     /// A player that never touches the sound system (headless rendering, tests).
     pub fn disabled(reason: &str) -> Self {
+        Self::idle(Output::Unavailable(reason.into()), None)
+    }
+
+    fn idle(output: Output, probe: Option<Receiver<Output>>) -> Self {
         Self {
-            output: Output::Unavailable(reason.into()),
-            probe: None,
+            output,
+            probe,
             stream: None,
             position: Arc::new(AtomicU64::new(0)),
             finished: Arc::new(AtomicBool::new(false)),

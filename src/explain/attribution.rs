@@ -180,7 +180,7 @@ fn heatmap(model: &IConNet, method: HeatmapMethod, class: Option<usize>, values:
     Heatmap {
         method,
         class: class.map(|c| model.config.classes[c].clone()),
-        times_s: (0..values.len()).map(|t| (t as f64 + 0.5) * frame_s).collect(),
+        times_s: super::frame_centres(values.len(), frame_s),
         values,
         frame_s,
     }

@@ -86,6 +86,22 @@ pub fn filters(model: &IConNet) -> Vec<FilterInfo> {
     out
 }
 
+/// Index of the largest value (the last one on ties, as `Iterator::max_by` gives; 0 for an
+/// empty slice).
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+/// Centre of each of `n` frames of `frame_s` seconds.
+pub fn frame_centres(n: usize, frame_s: f64) -> Vec<f64> {
+    (0..n).map(|t| (t as f64 + 0.5) * frame_s).collect()
+}
+
 /// The model's view of one recording.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Analysis {
@@ -113,7 +129,7 @@ pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
     let attention: Vec<f32> = out.attention.into_data().try_to_vec::<f32>().expect("f32")[..valid].to_vec();
     let stride = config.total_stride() as f64;
     let rate = config.sample_rate as f64;
-    let times_s = (0..valid).map(|t| (t as f64 + 0.5) * stride / rate).collect();
+    let times_s = frame_centres(valid, stride / rate);
     let first_stride = model.blocks.first().map(|b| b.stride).unwrap_or(1) as f64;
     let band_energy = out.band_energy.map(|e| {
         let [_, h, t] = e.dims();
@@ -121,12 +137,7 @@ pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
         let v: Vec<f32> = e.into_data().try_to_vec().expect("f32");
         (0..h).map(|i| v[i * t..i * t + frames].to_vec()).collect()
     });
-    let top_class = probabilities
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
+    let top_class = argmax(&probabilities);
     Analysis {
         classes: config.classes.clone(),
         probabilities,
@@ -136,5 +147,18 @@ pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
         frame_s: stride / rate,
         band_energy,
         band_energy_frame_s: first_stride / rate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_last_maximum_and_frames_are_centred() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+        assert_eq!(argmax(&[0.5, 0.5]), 1);
+        assert_eq!(argmax(&[]), 0);
+        assert_eq!(frame_centres(3, 0.5), vec![0.25, 0.75, 1.25]);
     }
 }

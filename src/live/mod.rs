@@ -339,12 +339,7 @@ fn analyse_window(
                 .collect(),
             _ => raw.clone(),
         };
-        analysis.top_class = next
-            .iter()
-            .enumerate()
-            .max_by(|x, y| x.1.total_cmp(y.1))
-            .map(|(i, _)| i)
-            .unwrap_or(0);
+        analysis.top_class = explain::argmax(&next);
         analysis.probabilities = next.clone();
         *smoothed = Some(next);
     }

@@ -89,8 +89,8 @@ fn start_file(path: &Path, mut producer: Producer<f32>) -> Result<RunningSource,
     std::thread::Builder::new()
         .name("iconnet-file-source".into())
         .spawn(move || {
-            // Deliver in 10 ms blocks, paced by the clock (not by sleeps, which would drift).
-            let block = (rate as usize / 100).max(1);
+            // Deliver what the clock says is due (checked every ~2 ms), not a fixed count per
+            // sleep, which would drift.
             let start = Instant::now();
             let mut sent = 0usize;
             while sent < samples.len() && !thread_stop.load(Ordering::SeqCst) {
@@ -108,7 +108,6 @@ fn start_file(path: &Path, mut producer: Producer<f32>) -> Result<RunningSource,
                     .delivered
                     .fetch_add((due - sent) as u64, Ordering::Relaxed);
                 sent = due;
-                let _ = block;
             }
             thread_stats.finished.store(true, Ordering::SeqCst);
         })

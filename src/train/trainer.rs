@@ -259,16 +259,7 @@ pub fn evaluate(model: &IConNet, clips: &[Clip]) -> Metrics {
 fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
     let [_, k] = logits.dims();
     let values: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");
-    values
-        .chunks(k)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i)
-                .unwrap_or(0)
-        })
-        .collect()
+    values.chunks(k).map(crate::explain::argmax).collect()
 }
 
 struct NormVisitor<'a> {

@@ -26,6 +26,20 @@ pub fn hover_point(h: &egui_plot::HoverPosition<'_>) -> egui_plot::PlotPoint {
     }
 }
 
+/// A plot on the shared time axis: linked zoom, pan and cursor, time-only zoom/drag/scroll,
+/// seconds on the x axis, and a fixed y-axis width so the time axes line up.
+pub fn time_plot<'a>(id: &str) -> egui_plot::Plot<'a> {
+    egui_plot::Plot::new(id)
+        .link_axis(time_link(), [true, false])
+        .link_cursor(time_link(), [true, false])
+        .allow_zoom([true, false])
+        .allow_drag([true, false])
+        .allow_scroll([true, false])
+        .allow_boxed_zoom(false)
+        .x_axis_formatter(|m, _| seconds_label(m.value))
+        .y_axis_min_width(Y_AXIS_WIDTH)
+}
+
 /// The click cursor (white) and the playhead (green) on a time-linked plot.
 pub fn time_markers(plot: &mut egui_plot::PlotUi<'_>, cursor: Option<f64>, playhead: Option<f64>) {
     if let Some(t) = cursor {

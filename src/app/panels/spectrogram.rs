@@ -2,11 +2,11 @@
 //! ordered by centre frequency, on the waveform's time axis. Clicking a row selects its filter.
 
 use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
-use egui_plot::{Axis, Plot, PlotImage, PlotPoint, Span};
+use egui_plot::{Axis, PlotImage, PlotPoint, Span};
 
 use std::sync::Arc;
 
-use super::{colour_legend, hover_point, seconds_label, shrink_columns, time_link};
+use super::{colour_legend, hover_point, seconds_label, shrink_columns, time_plot};
 use crate::app::colormap::rgba_image;
 use crate::app::context::ViewContext;
 use crate::app::session::Loaded;
@@ -76,16 +76,8 @@ impl SpectrogramPanel {
             .selected_filter
             .and_then(|f| order.iter().position(|&i| i == f));
         let (cursor, playhead) = (view.cursor_s, view.playhead_s);
-        let response = Plot::new("spectrogram")
-            .link_axis(time_link(), [true, false])
-            .link_cursor(time_link(), [true, false])
-            .allow_zoom([true, false])
-            .allow_drag([true, false])
-            .allow_scroll([true, false])
-            .allow_boxed_zoom(false)
+        let response = time_plot("spectrogram")
             .default_y_bounds(0.0, n_rows)
-            .x_axis_formatter(|m, _| seconds_label(m.value))
-            .y_axis_min_width(super::Y_AXIS_WIDTH)
             .y_axis_label("band centre")
             .y_axis_formatter({
                 let centres = centres.clone();

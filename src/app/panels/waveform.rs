@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
-use egui_plot::{Line, Plot, PlotImage, PlotPoint, PlotPoints};
+use egui_plot::{Line, PlotImage, PlotPoint, PlotPoints};
 
-use super::{colour_legend, hover_point, seconds_label, time_link};
+use super::{colour_legend, hover_point, seconds_label, time_plot};
 use crate::app::colormap::rgba_image;
 use crate::app::context::ViewContext;
 use crate::app::session::Loaded;
@@ -43,17 +43,9 @@ impl WaveformPanel {
         let request = view.request_visible_s.take();
         let (cursor, playhead) = (view.cursor_s, view.playhead_s);
         let heat_extent = heatmap.map(|h| h.values.len() as f64 * h.frame_s);
-        let response = Plot::new("waveform")
-            .link_axis(time_link(), [true, false])
-            .link_cursor(time_link(), [true, false])
-            .allow_zoom([true, false])
-            .allow_drag([true, false])
-            .allow_scroll([true, false])
-            .allow_boxed_zoom(false)
+        let response = time_plot("waveform")
             .default_x_bounds(0.0, duration.max(0.001))
             .default_y_bounds(-amp, amp)
-            .x_axis_formatter(|m, _| seconds_label(m.value))
-            .y_axis_min_width(super::Y_AXIS_WIDTH)
             .y_axis_label("amplitude (normalised)")
             .label_formatter(|hover| {
                 let p = hover_point(hover);
