@@ -151,6 +151,9 @@ pub struct TrainArgs {
     /// Training crop length in seconds (evaluation always uses whole recordings).
     #[arg(long, default_value_t = 1.0)]
     pub crop_seconds: f64,
+    /// Random crops per training recording per epoch (segment-level training for long records).
+    #[arg(long, default_value_t = 1)]
+    pub crops_per_recording: usize,
     /// Peak learning rate of the one-cycle schedule.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
@@ -189,10 +192,19 @@ pub struct TrainArgs {
     /// Speed perturbation range: factors drawn from [1 - x, 1 + x].
     #[arg(long, default_value_t = 0.15)]
     pub speed_perturbation: f64,
+    /// SpecAugment on the waveform: remove a random band of up to this fraction of the
+    /// spectrum (half of the crops) and silence up to two spans of up to this fraction of the
+    /// crop (half of the crops). 0 disables.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop: f64,
     /// Keep each recording's average feature level (no per-recording standardisation of the
     /// features before attention pooling): for tasks where a steady level is the evidence.
     #[arg(long)]
     pub no_standardize: bool,
+    /// Attentive statistics pooling: the head also reads each channel's attention-weighted
+    /// standard deviation (needs attention pooling).
+    #[arg(long)]
+    pub pooling_std: bool,
 }
 
 #[derive(Args, Debug)]
@@ -644,6 +656,8 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     if args.no_standardize {
         config.normalize_features = false;
     }
+    config.pooling_std = args.pooling_std;
+    config.validate()?;
     let backend = backend::select(choice)?;
     eprintln!(
         "model {} at {sample_rate} Hz, backend {}",
@@ -814,6 +828,7 @@ fn train_split(
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
         crop_seconds: args.crop_seconds,
+        crops_per_recording: args.crops_per_recording.max(1),
         max_lr: args.lr,
         weight_decay: args.weight_decay,
         clip_norm: args.clip_norm,
@@ -825,6 +840,8 @@ fn train_split(
         } else {
             Augment {
                 speed: args.speed_perturbation.clamp(0.0, 0.5),
+                band_drop: args.drop.clamp(0.0, 0.5),
+                time_drop: args.drop.clamp(0.0, 0.5),
                 ..Augment::DEFAULT
             }
         },
@@ -836,8 +853,16 @@ fn train_split(
     let augmentation = if args.no_augment {
         "none".to_string()
     } else {
+        let drop = if args.drop > 0.0 {
+            format!(
+                ", one band of up to {0} of the spectrum removed (p=0.5), two spans of up to {0} of the crop silenced (p=0.5)",
+                args.drop.clamp(0.0, 0.5)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "speed +-{}, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5)",
+            "speed +-{}, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5){drop}",
             args.speed_perturbation
         )
     };
@@ -850,6 +875,7 @@ fn train_split(
             ("epochs", json!(args.epochs)),
             ("batch_size", json!(args.batch_size)),
             ("crop_seconds", json!(args.crop_seconds)),
+            ("crops_per_recording", json!(args.crops_per_recording.max(1))),
             ("augmentation", json!(augmentation)),
             ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
             ("train_groups", json!(group_list(&train_ex))),

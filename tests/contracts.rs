@@ -103,6 +103,37 @@ fn checkpoint_round_trip_is_exact() {
     assert_eq!(loaded.blocks[1].bank.bands(), m.blocks[1].bank.bands());
 }
 
+#[test]
+fn statistics_pooling_doubles_the_head_input_and_round_trips() {
+    let mut config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
+    config.pooling_std = true;
+    config.validate().unwrap();
+    let m = IConNet::new(&config, &Device::flex());
+    assert_eq!(m.head.norms[0].gamma.dims(), [2 * config.feature_channels()]);
+    let (a, b) = (noise(6000, 8), noise(2500, 9));
+    let batch = AudioBatch::from_clips(&[&a, &b], m.config.min_samples());
+    let out = m.forward(&batch);
+    assert_eq!(out.logits.dims(), [2, 3]);
+    let w: Vec<f32> = out.attention.into_data().try_to_vec().unwrap();
+    let frames = w.len() / 2;
+    for (row, &valid) in out.valid_frames.iter().enumerate() {
+        let sum: f32 = w[row * frames..row * frames + valid].iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "row {row}: {sum}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("std.iconnet");
+    checkpoint::save(&m, &ModelCard::new("std", &m), &path).unwrap();
+    let (loaded, card) = checkpoint::load(&path, &Device::flex()).unwrap();
+    assert!(card.config.pooling_std && loaded.config.pooling_std);
+    let before: Vec<f32> = m.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    let after: Vec<f32> = loaded.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    assert_eq!(before, after);
+    // Mean pooling has no weighting to take statistics under.
+    let mut mean = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Mean).unwrap();
+    mean.pooling_std = true;
+    assert!(mean.validate().is_err());
+}
+
 fn load_err(bytes: &[u8]) -> CheckpointError {
     match checkpoint::from_bytes(bytes, Path::new("x.iconnet"), &Device::flex()) {
         Ok(_) => panic!("loaded a bad checkpoint"),

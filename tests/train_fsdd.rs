@@ -55,6 +55,7 @@ fn short_training_beats_chance_on_an_unseen_speaker() {
         epochs: 8,
         batch_size: 8,
         crop_seconds: 0.8,
+        crops_per_recording: 1,
         max_lr: 3e-3,
         weight_decay: 1e-4,
         clip_norm: 1.0,

@@ -85,6 +85,12 @@ pub struct ModelConfig {
     /// Not used with mean pooling, whose output it would zero.
     #[serde(default)]
     pub normalize_features: bool,
+    /// Attentive statistics pooling: the head also sees the attention-weighted standard
+    /// deviation of every channel, `sqrt(sum_t a_t f_t^2 - mu^2)`, beside the weighted mean `mu`
+    /// (how much a band varies where the model looks, e.g. pitch and loudness movement).
+    /// The heatmap is the same single attention weighting.
+    #[serde(default)]
+    pub pooling_std: bool,
 }
 
 /// Architectures [`ModelConfig::named`] knows.
@@ -163,6 +169,7 @@ impl ModelConfig {
             head_hidden,
             dropout: 0.1,
             normalize_features: pooling == PoolingKind::Attention,
+            pooling_std: false,
         };
         config.validate()?;
         Ok(config)
@@ -178,6 +185,9 @@ impl ModelConfig {
         }
         if self.normalize_features && self.pooling == PoolingKind::Mean {
             return Err("feature normalisation would zero mean-pooled features".into());
+        }
+        if self.pooling_std && self.pooling == PoolingKind::Mean {
+            return Err("statistics pooling needs attention pooling".into());
         }
         if self.sample_rate < 100 {
             return Err(format!("sample rate {} Hz is too low", self.sample_rate));
@@ -248,6 +258,11 @@ impl ModelConfig {
             }
             FrontEndConfig::LogMel { n_fft, .. } | FrontEndConfig::Mfcc { n_fft, .. } => *n_fft,
         }
+    }
+
+    /// Width of the pooled vector the head reads: the channels, twice with statistics pooling.
+    pub fn pooled_width(&self) -> usize {
+        self.feature_channels() * if self.pooling_std { 2 } else { 1 }
     }
 
     /// Channels of the feature map fed to pooling.

@@ -102,9 +102,15 @@ impl IConNet {
         let channels = config.feature_channels();
         Self {
             blocks,
-            pooling: TemporalPooling::new(config.pooling, channels, config.attention_dim, device),
-            head: Head::new(
+            pooling: TemporalPooling::new(
+                config.pooling,
                 channels,
+                config.attention_dim,
+                config.pooling_std,
+                device,
+            ),
+            head: Head::new(
+                config.pooled_width(),
                 &config.head_hidden,
                 config.classes.len(),
                 config.dropout,

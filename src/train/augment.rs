@@ -1,9 +1,13 @@
-//! Training-time augmentation: speed perturbation and additive noise.
+//! Training-time augmentation: speed perturbation, spectral tilt, additive noise, and the
+//! waveform form of SpecAugment (a band and time spans removed).
 //!
 //! Speed perturbation (resampling by 0.85–1.15) shifts every formant and pitch together, the
-//! cheapest stand-in for speakers and stethoscopes the training set does not have.
+//! cheapest stand-in for speakers and stethoscopes the training set does not have. Removing a
+//! random band makes the model spread its evidence over several bands, so that one band a new
+//! microphone or voice lacks does not decide the class.
 
 use rand::Rng;
+use realfft::RealFftPlanner;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Augment {
@@ -15,6 +19,11 @@ pub struct Augment {
     /// Spectral tilt: `y[t] = x[t] - a x[t-1]` with `a` drawn from `[-tilt, tilt]`, a stand-in
     /// for microphones and stethoscopes with other frequency responses.
     pub tilt: f64,
+    /// With probability 1/2, remove one band of random width up to this fraction of the
+    /// spectrum (0 disables).
+    pub band_drop: f64,
+    /// With probability 1/2, silence up to two spans, each up to this fraction of the crop.
+    pub time_drop: f64,
 }
 
 impl Augment {
@@ -23,12 +32,16 @@ impl Augment {
         noise_probability: 0.0,
         snr_low_db: 40.0,
         tilt: 0.0,
+        band_drop: 0.0,
+        time_drop: 0.0,
     };
     pub const DEFAULT: Self = Self {
         speed: 0.15,
         noise_probability: 0.5,
         snr_low_db: 10.0,
         tilt: 0.7,
+        band_drop: 0.0,
+        time_drop: 0.0,
     };
 
     /// A perturbed copy of `x` (unit-RMS input, so the noise level follows the SNR directly).
@@ -53,6 +66,18 @@ impl Augment {
                 y.iter_mut().for_each(|v| *v /= rms as f32);
             }
         }
+        if self.band_drop > 0.0 && y.len() > 4 && rng.random_bool(0.5) {
+            let width = rng.random_range(0.0..=self.band_drop.min(1.0));
+            let low = rng.random_range(0.0..=1.0 - width);
+            y = drop_band(&y, low, low + width);
+        }
+        if self.time_drop > 0.0 && !y.is_empty() && rng.random_bool(0.5) {
+            for _ in 0..2 {
+                let span = (rng.random_range(0.0..=self.time_drop.min(1.0)) * y.len() as f64) as usize;
+                let start = rng.random_range(0..=y.len() - span);
+                y[start..start + span].fill(0.0);
+            }
+        }
         if self.noise_probability > 0.0 && rng.random_bool(self.noise_probability.clamp(0.0, 1.0)) {
             let snr = rng.random_range(self.snr_low_db.min(40.0)..=40.0);
             let rms = (y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / y.len().max(1) as f64).sqrt();
@@ -65,6 +90,40 @@ impl Augment {
         }
         y
     }
+}
+
+/// `x` with the band `[low, high)` removed, both as fractions of the Nyquist frequency
+/// (zeroed FFT bins over the whole crop: a brick-wall band-stop), rescaled to the input RMS.
+pub fn drop_band(x: &[f32], low: f64, high: f64) -> Vec<f32> {
+    let n = x.len();
+    let mut planner = RealFftPlanner::<f32>::new();
+    let forward = planner.plan_fft_forward(n);
+    let inverse = planner.plan_fft_inverse(n);
+    let mut input = x.to_vec();
+    let mut spectrum = forward.make_output_vec();
+    if forward.process(&mut input, &mut spectrum).is_err() {
+        return x.to_vec();
+    }
+    let bins = spectrum.len();
+    let first = ((low * (bins - 1) as f64).ceil() as usize).min(bins);
+    let last = ((high * (bins - 1) as f64).ceil() as usize).clamp(first, bins);
+    spectrum[first..last]
+        .iter_mut()
+        .for_each(|c| *c = Default::default());
+    // The inverse transform needs real DC and Nyquist bins.
+    spectrum[0].im = 0.0;
+    if n % 2 == 0 {
+        spectrum[bins - 1].im = 0.0;
+    }
+    let mut y = inverse.make_output_vec();
+    if inverse.process(&mut spectrum, &mut y).is_err() {
+        return x.to_vec();
+    }
+    let rms = |v: &[f32]| (v.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / n as f64).sqrt();
+    let (before, after) = (rms(x), rms(&y));
+    let scale = if after > 1e-12 { before / after } else { 0.0 };
+    y.iter_mut().for_each(|v| *v = (*v as f64 * scale) as f32);
+    y
 }
 
 /// Plays `x` `factor` times faster (linear interpolation; output length `len / factor`).
@@ -84,6 +143,7 @@ pub fn speed(x: &[f32], factor: f64) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn speed_changes_length_and_frequency() {
@@ -94,5 +154,55 @@ mod tests {
             assert!((v - (i as f32 * 0.2).sin()).abs() < 0.02);
         }
         assert_eq!(speed(&x, 1.0), x);
+    }
+
+    /// Amplitude of the sinusoid at `bin` cycles per `x.len()` samples (correlation).
+    fn amplitude(x: &[f32], bin: usize) -> f64 {
+        let n = x.len() as f64;
+        let (mut re, mut im) = (0.0, 0.0);
+        for (t, v) in x.iter().enumerate() {
+            let phase = 2.0 * std::f64::consts::PI * bin as f64 * t as f64 / n;
+            re += *v as f64 * phase.cos();
+            im += *v as f64 * phase.sin();
+        }
+        2.0 * (re * re + im * im).sqrt() / n
+    }
+
+    #[test]
+    fn drop_band_removes_only_the_band() {
+        // Tones at 10 % and 60 % of Nyquist (bins 100 and 600 of 1000): dropping 50-70 % keeps
+        // the first and removes the second; the RMS is restored, so the kept tone's amplitude
+        // becomes sqrt(2) (it now carries all the power).
+        let n = 2000;
+        let x: Vec<f32> = (0..n)
+            .map(|t| {
+                let t = t as f64 / n as f64;
+                ((2.0 * std::f64::consts::PI * 100.0 * t).sin()
+                    + (2.0 * std::f64::consts::PI * 600.0 * t).sin()) as f32
+            })
+            .collect();
+        let y = drop_band(&x, 0.5, 0.7);
+        assert_eq!(y.len(), n);
+        assert!((amplitude(&x, 600) - 1.0).abs() < 1e-3);
+        assert!(amplitude(&y, 600) < 1e-3, "{}", amplitude(&y, 600));
+        assert!(
+            (amplitude(&y, 100) - 2f64.sqrt()).abs() < 1e-3,
+            "{}",
+            amplitude(&y, 100)
+        );
+    }
+
+    #[test]
+    fn time_drop_silences_at_most_the_allowed_spans() {
+        let augment = Augment {
+            time_drop: 0.1,
+            ..Augment::NONE
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..20 {
+            let y = augment.apply(&[1.0; 1000], &mut rng);
+            let zeros = y.iter().filter(|v| **v == 0.0).count();
+            assert!(zeros <= 200, "{zeros}");
+        }
     }
 }

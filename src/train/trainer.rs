@@ -31,6 +31,9 @@ pub struct TrainOptions {
     pub batch_size: usize,
     /// Random crop length for training, seconds.
     pub crop_seconds: f64,
+    /// Random crops drawn from every training recording per epoch (segment-level training:
+    /// long recordings such as heart sounds give several crops, all with the recording's label).
+    pub crops_per_recording: usize,
     pub max_lr: f64,
     pub weight_decay: f64,
     pub clip_norm: f64,
@@ -105,7 +108,8 @@ pub fn train(
     });
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let crop = ((options.crop_seconds * config.sample_rate as f64) as usize).max(config.min_samples());
-    let steps_per_epoch = train.len().div_ceil(options.batch_size);
+    let per_recording = options.crops_per_recording.max(1);
+    let steps_per_epoch = (train.len() * per_recording).div_ceil(options.batch_size);
     let total_steps = steps_per_epoch * options.epochs;
     let bar = if options.show_progress {
         ProgressBar::new(total_steps as u64)
@@ -123,7 +127,9 @@ pub fn train(
     let mut step = 0usize;
     let mut interrupted = false;
     'epochs: for epoch in 0..options.epochs {
-        let mut order: Vec<usize> = (0..train.len()).collect();
+        let mut order: Vec<usize> = (0..train.len())
+            .flat_map(|i| std::iter::repeat_n(i, per_recording))
+            .collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct, mut count) = (0f64, 0usize, 0usize);
         for chunk in order.chunks(options.batch_size) {
