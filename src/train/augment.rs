@@ -112,7 +112,7 @@ pub fn drop_band(x: &[f32], low: f64, high: f64) -> Vec<f32> {
         .for_each(|c| *c = Default::default());
     // The inverse transform needs real DC and Nyquist bins.
     spectrum[0].im = 0.0;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         spectrum[bins - 1].im = 0.0;
     }
     let mut y = inverse.make_output_vec();
