@@ -69,6 +69,24 @@ fn opens_a_recording_and_shows_prediction_heatmap_and_filters() {
     h.get_by_label("centre Hz ^");
     // The first block's lowest band is selected by default; the header names it.
     assert!(h.state().view.selected_filter.is_some());
+    // Display smoothing is labelled on the heatmap's legend and leaves the values alone.
+    assert!(h.query_by_label_contains("display smoothed").is_none());
+    h.state_mut().view.heatmap_smoothing_s = 0.25;
+    h.run_steps(2);
+    h.get_by_label_contains("display smoothed over 0.25 s");
+    assert!(
+        (h.state()
+            .data
+            .heatmap
+            .as_ref()
+            .unwrap()
+            .values
+            .iter()
+            .sum::<f32>()
+            - 1.0)
+            .abs()
+            < 1e-3
+    );
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub struct ViewContext {
     pub heatmap_class: usize,
     /// Heatmap opacity behind the waveform.
     pub heatmap_opacity: f32,
+    /// Display-only moving average of the heatmap, seconds (0 = the values as computed).
+    pub heatmap_smoothing_s: f32,
     /// Normalised attribution at or above which a region counts as "high" (label export).
     pub region_threshold: f32,
 }
@@ -35,6 +37,7 @@ impl Default for ViewContext {
             heatmap_method: HeatmapMethod::Attention,
             heatmap_class: 0,
             heatmap_opacity: 0.85,
+            heatmap_smoothing_s: 0.0,
             region_threshold: 0.5,
         }
     }

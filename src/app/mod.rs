@@ -677,6 +677,13 @@ impl StudioApp {
             self.set_heatmap(method, class);
         }
         ui.add(egui::Slider::new(&mut self.view.heatmap_opacity, 0.0..=1.0).text("opacity"));
+        ui.add(
+            egui::Slider::new(&mut self.view.heatmap_smoothing_s, 0.0..=2.0).text("display smoothing (s)"),
+        )
+        .on_hover_text(
+            "Moving average of the heatmap for reading it at the scale of heart cycles or words; \
+             exports keep the values the model computed",
+        );
         ui.add(egui::Slider::new(&mut self.view.region_threshold, 0.05..=1.0).text("label threshold"));
         ui.separator();
         ui.label(RichText::new("Listen").strong());

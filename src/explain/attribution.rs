@@ -63,6 +63,37 @@ impl Heatmap {
         }
     }
 
+    /// [`Self::normalised`] after a centred moving average over `window_s` seconds (at the
+    /// edges, over the frames that exist). For display only: attention on heart sounds
+    /// changes frame to frame, and a window near a heart cycle shows which phases it favours.
+    /// `window_s` shorter than 1.5 frames leaves the values as they are.
+    pub fn smoothed_normalised(&self, window_s: f64) -> Vec<f32> {
+        let half = if self.frame_s > 0.0 {
+            ((window_s / self.frame_s - 1.0) / 2.0).round().max(0.0) as usize
+        } else {
+            0
+        };
+        if half == 0 {
+            return self.normalised();
+        }
+        let n = self.values.len();
+        let mut prefix = vec![0f64; n + 1];
+        for (i, v) in self.values.iter().enumerate() {
+            prefix[i + 1] = prefix[i] + *v as f64;
+        }
+        let values: Vec<f32> = (0..n)
+            .map(|t| {
+                let (a, b) = (t.saturating_sub(half), (t + half + 1).min(n));
+                ((prefix[b] - prefix[a]) / (b - a) as f64) as f32
+            })
+            .collect();
+        Heatmap {
+            values,
+            ..self.clone()
+        }
+        .normalised()
+    }
+
     /// Contiguous runs of frames whose normalised value is at least `threshold`, as
     /// `(start_s, end_s, mean normalised value)`.
     pub fn regions_above(&self, threshold: f32) -> Vec<(f64, f64, f32)> {
@@ -189,6 +220,20 @@ fn heatmap(model: &IConNet, method: HeatmapMethod, class: Option<usize>, values:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smoothing_averages_over_the_window_and_renormalises() {
+        // Frames of 0.5 s; a 1.5 s window is 3 frames: a spike of 3 at frame 2 becomes 1 on
+        // frames 1..=3, then normalised to 1.
+        let h = map(vec![0.0, 0.0, 3.0, 0.0, 0.0, 0.0]);
+        assert_eq!(h.smoothed_normalised(1.5), vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+        // At the edge the window holds the frames that exist: frame 0 averages frames 0 and 1
+        // (3), frame 1 frames 0..=2 (2).
+        let edge = map(vec![6.0, 0.0, 0.0, 0.0]);
+        assert_eq!(edge.smoothed_normalised(1.5), vec![1.0, 2.0 / 3.0, 0.0, 0.0]);
+        assert_eq!(h.smoothed_normalised(0.5), h.normalised());
+        assert_eq!(h.smoothed_normalised(0.0), h.normalised());
+    }
 
     fn map(values: Vec<f32>) -> Heatmap {
         Heatmap {

@@ -17,8 +17,8 @@ const MAX_TEXTURE_COLUMNS: usize = 4096;
 
 #[derive(Default)]
 pub struct WaveformPanel {
-    /// Texture of the heatmap and opacity it was built from.
-    texture: Option<(Arc<Heatmap>, f32, TextureHandle)>,
+    /// Texture of the heatmap, with the opacity and smoothing it was built with.
+    texture: Option<(Arc<Heatmap>, f32, f32, TextureHandle)>,
 }
 
 impl WaveformPanel {
@@ -29,12 +29,23 @@ impl WaveformPanel {
         };
         let heatmap = data.heatmap.as_ref();
         match heatmap {
+            Some(h) if view.heatmap_smoothing_s > 0.0 => colour_legend(
+                ui,
+                &format!(
+                    "{}, display smoothed over {:.2} s",
+                    h.title(),
+                    view.heatmap_smoothing_s
+                ),
+                "low",
+                "high",
+            ),
             Some(h) => colour_legend(ui, &h.title(), "low", "high"),
             None => {
                 ui.label(egui::RichText::new("heatmap: waiting for the analysis").small());
             }
         }
-        let texture = heatmap.map(|h| self.texture(ui.ctx(), h, view.heatmap_opacity));
+        let texture =
+            heatmap.map(|h| self.texture(ui.ctx(), h, view.heatmap_opacity, view.heatmap_smoothing_s));
         let pyramid = recording.waveform.clone();
         let rate = recording.rate as f64;
         let duration = recording.duration_s();
@@ -91,21 +102,29 @@ impl WaveformPanel {
         }
     }
 
-    /// The heatmap as a one-row texture, rebuilt when the heatmap or opacity changes.
-    fn texture(&mut self, ctx: &egui::Context, heatmap: &Arc<Heatmap>, opacity: f32) -> TextureHandle {
-        if let Some((h, o, t)) = &self.texture
+    /// The heatmap as a one-row texture, rebuilt when the heatmap, opacity or smoothing changes.
+    fn texture(
+        &mut self,
+        ctx: &egui::Context,
+        heatmap: &Arc<Heatmap>,
+        opacity: f32,
+        smoothing_s: f32,
+    ) -> TextureHandle {
+        if let Some((h, o, s, t)) = &self.texture
             && Arc::ptr_eq(h, heatmap)
             && *o == opacity
+            && *s == smoothing_s
         {
             return t.clone();
         }
         let max_cols = MAX_TEXTURE_COLUMNS.min(ctx.input(|i| i.max_texture_side));
-        let (rows, _) = super::shrink_columns(&[heatmap.normalised()], max_cols);
+        let values = heatmap.smoothed_normalised(smoothing_s as f64);
+        let (rows, _) = super::shrink_columns(&[values], max_cols);
         let row = &rows[0];
         let rgba = rgba_image(row, (opacity.clamp(0.0, 1.0) * 255.0) as u8);
         let image = egui::ColorImage::from_rgba_unmultiplied([row.len().max(1), 1], &rgba);
         let t = ctx.load_texture("heatmap", image, TextureOptions::NEAREST);
-        self.texture = Some((heatmap.clone(), opacity, t.clone()));
+        self.texture = Some((heatmap.clone(), opacity, smoothing_s, t.clone()));
         t
     }
 }
