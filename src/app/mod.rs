@@ -433,12 +433,7 @@ impl StudioApp {
     }
 
     fn keyboard(&mut self, ctx: &egui::Context) {
-        let duration = self
-            .data
-            .recording
-            .as_ref()
-            .map(|r| r.duration_s())
-            .unwrap_or(0.0);
+        let duration = self.data.duration_s().unwrap_or(0.0);
         if ctx.egui_wants_keyboard_input() || duration <= 0.0 {
             return;
         }
@@ -579,12 +574,7 @@ impl StudioApp {
                 }
             });
             ui.menu_button("View", |ui| {
-                let d = self
-                    .data
-                    .recording
-                    .as_ref()
-                    .map(|r| r.duration_s())
-                    .unwrap_or(1.0);
+                let d = self.data.duration_s().unwrap_or(1.0);
                 if ui.button("Show whole recording  (Home)").clicked() {
                     self.view.show_all(d);
                 }

@@ -122,7 +122,7 @@ fn slug(m: HeatmapMethod) -> &'static str {
 /// prediction panel to PNG files in `out`.
 pub fn render_views(base: &Loaded, heatmaps: &[Arc<Heatmap>], out: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
-    let duration = base.recording.as_ref().map(|r| r.duration_s()).unwrap_or(1.0);
+    let duration = base.duration_s().unwrap_or(1.0);
     let mut view = ViewContext::default();
     view.show_all(duration);
     for h in heatmaps {

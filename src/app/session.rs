@@ -83,3 +83,10 @@ pub struct Loaded {
     pub analysis: Option<Arc<Analysis>>,
     pub heatmap: Option<Arc<Heatmap>>,
 }
+
+impl Loaded {
+    /// Length of the open recording, seconds (None before one is open).
+    pub fn duration_s(&self) -> Option<f64> {
+        self.recording.as_ref().map(|r| r.duration_s())
+    }
+}

@@ -253,12 +253,15 @@ impl FiltersPanel {
             let w = ui.available_width() / 2.0 - 4.0;
             let ms_per_tap = 1000.0 / f.sample_rate_hz;
             let centre = (taps / 2) as f64;
-            let kernel: Vec<[f64; 2]> = f
-                .kernel(taps)
-                .iter()
-                .enumerate()
-                .map(|(k, &v)| [(k as f64 - centre) * ms_per_tap, v])
-                .collect();
+            // Tap k of a centred kernel sits at (k - centre) taps from its middle.
+            let in_ms = |values: &[f64]| -> Vec<[f64; 2]> {
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &v)| [(k as f64 - centre) * ms_per_tap, v])
+                    .collect()
+            };
+            let kernel = in_ms(&f.kernel(taps));
             Plot::new("kernel")
                 .width(w)
                 .height(plot_h)
@@ -267,17 +270,11 @@ impl FiltersPanel {
                 .show(ui, |p| {
                     p.line(Line::new("kernel", PlotPoints::new(kernel)).color(Color32::LIGHT_BLUE))
                 });
-            let window: Vec<[f64; 2]> = f
-                .window_samples(taps)
-                .iter()
-                .enumerate()
-                .map(|(k, &v)| [(k as f64 - centre) * ms_per_tap, v])
-                .collect();
-            let init: Vec<[f64; 2]> = crate::dsp::kernel::generalized_cosine_window(&f.init_window, taps)
-                .iter()
-                .enumerate()
-                .map(|(k, &v)| [(k as f64 - centre) * ms_per_tap, v])
-                .collect();
+            let window = in_ms(&f.window_samples(taps));
+            let init = in_ms(&crate::dsp::kernel::generalized_cosine_window(
+                &f.init_window,
+                taps,
+            ));
             Plot::new("window")
                 .width(w)
                 .height(plot_h)
