@@ -89,35 +89,32 @@ fn opens_a_recording_and_shows_prediction_heatmap_and_filters() {
     );
 }
 
+/// Clicks the heatmap method `label` and waits until the worker has delivered that heatmap.
+fn switch_heatmap(
+    h: &mut Harness<'static, StudioApp>,
+    label: &str,
+    method: HeatmapMethod,
+) -> std::sync::Arc<iconnet::explain::attribution::Heatmap> {
+    h.get_by_label(label).click();
+    step_until(h, label, |a| {
+        a.idle() && a.data.heatmap.as_ref().is_some_and(|m| m.method == method)
+    });
+    h.state().data.heatmap.clone().unwrap()
+}
+
 #[test]
 fn switching_to_grad_cam_and_integrated_gradients_recomputes_the_heatmap() {
     let file = common::shared_data().join("fsdd/3_theo_10.wav");
     let mut h = app(Some(file));
     step_until(&mut h, "analysis", |a| a.data.heatmap.is_some() && a.idle());
-    h.get_by_label("Grad-CAM").click();
-    step_until(&mut h, "Grad-CAM", |a| {
-        a.idle()
-            && a.data
-                .heatmap
-                .as_ref()
-                .is_some_and(|m| m.method == HeatmapMethod::GradCam)
-    });
-    let m = h.state().data.heatmap.clone().unwrap();
+    let m = switch_heatmap(&mut h, "Grad-CAM", HeatmapMethod::GradCam);
     assert_eq!(
         m.class.as_deref(),
         Some("0"),
         "class 0 is explained until another is chosen"
     );
     assert!(m.values.iter().all(|v| *v >= 0.0 && v.is_finite()));
-    h.get_by_label("integrated gradients").click();
-    step_until(&mut h, "integrated gradients", |a| {
-        a.idle()
-            && a.data
-                .heatmap
-                .as_ref()
-                .is_some_and(|m| m.method == HeatmapMethod::IntegratedGradients)
-    });
-    let m = h.state().data.heatmap.clone().unwrap();
+    let m = switch_heatmap(&mut h, "integrated gradients", HeatmapMethod::IntegratedGradients);
     assert!(m.values.iter().any(|v| *v > 0.0), "some evidence somewhere");
     // Back to attention: cached, no recomputation needed.
     h.get_by_label("attention").click();
