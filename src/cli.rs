@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::backend::{self, BackendChoice};
 use crate::explain;
 use crate::model::checkpoint::{self, ModelCard};
-use crate::model::{IConNet, ModelConfig, PoolingKind};
+use crate::model::{ContextConfig, IConNet, ModelConfig, PoolingKind};
 use crate::train::augment::Augment;
 use crate::train::dataset::{self, Example};
 use crate::train::metrics::Metrics;
@@ -205,6 +205,11 @@ pub struct TrainArgs {
     /// standard deviation (needs attention pooling).
     #[arg(long)]
     pub pooling_std: bool,
+    /// Temporal context before pooling (not in the paper): pool the front-end frames by 4,
+    /// then four residual dilated convolutions (128 channels, kernel 3, dilations 1-2-4-8),
+    /// so the pooled frames see the order of sounds over ~31 of them.
+    #[arg(long)]
+    pub context: bool,
 }
 
 #[derive(Args, Debug)]
@@ -657,6 +662,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         config.normalize_features = false;
     }
     config.pooling_std = args.pooling_std;
+    config.context = args.context.then(ContextConfig::standard);
     config.validate()?;
     let backend = backend::select(choice)?;
     eprintln!(
@@ -758,6 +764,7 @@ fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, Str
         "layout": ctx.data.layout,
         "arch": args.arch,
         "pooling": args.pooling,
+        "pooling_summary": ctx.config.pooling_summary(),
         "command": ctx.command,
         "protocol": format!("{}-fold cross-validation grouped by speaker/actor/record (stratified by the groups' majority label); per fold, the checkpoint is chosen by validation UAR on {:.0} % of the training groups, never on the test fold", args.folds, 100.0 * args.val_fraction),
         "folds": rows,

@@ -7,7 +7,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use common::{classes, noise};
 use iconnet::model::checkpoint::{self, CheckpointError, ModelCard};
-use iconnet::model::{AudioBatch, IConNet, ModelConfig, PoolingKind};
+use iconnet::model::{AudioBatch, ContextConfig, IConNet, ModelConfig, PoolingKind};
 
 fn model(arch: &str, pooling: PoolingKind) -> IConNet {
     let config = ModelConfig::named(arch, 8000, classes(3), pooling).unwrap();
@@ -132,6 +132,47 @@ fn statistics_pooling_doubles_the_head_input_and_round_trips() {
     let mut mean = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Mean).unwrap();
     mean.pooling_std = true;
     assert!(mean.validate().is_err());
+}
+
+#[test]
+fn temporal_context_pools_frames_masks_padding_and_round_trips() {
+    let mut config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
+    config.context = Some(ContextConfig {
+        pool: 4,
+        channels: 8,
+        kernel: 3,
+        dilations: vec![1, 2, 4],
+    });
+    config.pooling_std = true;
+    config.validate().unwrap();
+    let m = IConNet::new(&config, &Device::flex());
+    assert_eq!(m.config.total_stride(), 32);
+    assert_eq!(m.head.norms[0].gamma.dims(), [16]);
+    let (a, b) = (noise(8000, 10), noise(3000, 11));
+    let batch = AudioBatch::from_clips(&[&a, &b], m.config.min_samples());
+    let out = m.forward(&batch);
+    assert_eq!(out.logits.dims(), [2, 3]);
+    assert_eq!(out.attention.dims(), [2, 250]);
+    assert_eq!(out.valid_frames, vec![250, 93]);
+    let w: Vec<f32> = out.attention.into_data().try_to_vec().unwrap();
+    assert!((w[..250].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!((w[250..343].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!(w[343..].iter().all(|&x| x == 0.0));
+    // The short clip alone gives the same logits as beside the long one.
+    let alone = m.forward(&AudioBatch::from_clips(&[&b], m.config.min_samples()));
+    let together: Vec<f32> = out.logits.into_data().try_to_vec().unwrap();
+    let alone: Vec<f32> = alone.logits.into_data().try_to_vec().unwrap();
+    for (x, y) in alone.iter().zip(&together[3..]) {
+        assert!((x - y).abs() < 1e-4, "{alone:?} vs {together:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("context.iconnet");
+    checkpoint::save(&m, &ModelCard::new("context", &m), &path).unwrap();
+    let (loaded, card) = checkpoint::load(&path, &Device::flex()).unwrap();
+    assert_eq!(card.config.context, config.context);
+    let before: Vec<f32> = m.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    let after: Vec<f32> = loaded.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    assert_eq!(before, after);
 }
 
 fn load_err(bytes: &[u8]) -> CheckpointError {

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::{classes, noise, tone};
 use iconnet::dsp::fftconv::{BandEnergyShape, band_energy_backward, band_energy_forward};
 use iconnet::model::fir_bank::FirBank;
-use iconnet::model::{AudioBatch, FirBlockConfig, IConNet, ModelConfig, PoolingKind};
+use iconnet::model::{AudioBatch, ContextConfig, FirBlockConfig, IConNet, ModelConfig, PoolingKind};
 
 fn finite_nonzero(t: Tensor<2>) -> bool {
     let v: Vec<f32> = t.into_data().try_to_vec().unwrap();
@@ -57,6 +57,42 @@ fn gradients_reach_every_filter_parameter_of_both_blocks() {
     }
     // The head gets its gradients too.
     assert!(grads.get::<2>(model.head.output.weight.id).is_some());
+}
+
+#[test]
+fn gradients_pass_through_the_temporal_context_to_the_filters() {
+    let device = Device::flex().autodiff();
+    let mut config = ModelConfig::named("tiny", 8000, classes(2), PoolingKind::Attention).unwrap();
+    config.context = Some(ContextConfig {
+        pool: 2,
+        channels: 6,
+        kernel: 3,
+        dilations: vec![1, 2],
+    });
+    let model = IConNet::new(&config, &device);
+    let a = noise(2000, 3);
+    let b = tone(0.1, 1700);
+    let batch = AudioBatch::from_clips(&[&a, &b], 2000);
+    let out = model.forward(&batch);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+    let loss = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(out.logits, targets);
+    let grads = model.backward(loss, out.tape);
+    let context = model.context.as_ref().unwrap();
+    for (i, conv) in context.convs.iter().enumerate() {
+        let g = grads
+            .get::<3>(conv.weight.id)
+            .unwrap_or_else(|| panic!("context layer {i}: no gradient"));
+        let [o, c, k] = g.dims();
+        assert!(finite_nonzero(g.reshape([o, c * k])), "context layer {i}");
+    }
+    for (i, block) in model.blocks.iter().enumerate() {
+        let f_low = grads
+            .get::<2>(block.bank.f_low.id)
+            .unwrap_or_else(|| panic!("block {i}: no f_low gradient through the context"));
+        assert!(finite_nonzero(f_low), "block {i}");
+    }
 }
 
 #[test]

@@ -721,10 +721,10 @@ impl StudioApp {
                 let card = &model.card;
                 ui.label(format!("file: {}", model.path.display()));
                 ui.label(format!(
-                    "architecture {} · {} Hz · {} pooling · classes: {}",
+                    "architecture {} · {} Hz · {} · classes: {}",
                     card.config.arch,
                     card.config.sample_rate,
-                    format!("{:?}", card.config.pooling).to_lowercase(),
+                    card.config.pooling_summary(),
                     card.config.classes.join(", ")
                 ));
                 egui::ScrollArea::vertical().show(ui, |ui| {

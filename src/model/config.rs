@@ -63,6 +63,41 @@ impl std::str::FromStr for PoolingKind {
     }
 }
 
+/// Temporal context between the front-end and pooling (see [`crate::model::context`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ContextConfig {
+    /// Average-pool window and stride over the front-end frames.
+    pub pool: usize,
+    /// Channels of every context layer.
+    pub channels: usize,
+    /// Kernel length of the dilated convolutions (odd).
+    pub kernel: usize,
+    /// One residual layer per dilation.
+    pub dilations: Vec<usize>,
+}
+
+impl ContextConfig {
+    /// Pool by 4, 128 channels, kernel 3, dilations 1-2-4-8: 31 pooled frames of context
+    /// (0.25 s at 8 kHz for M13, 1 s at 2 kHz).
+    pub fn standard() -> Self {
+        Self {
+            pool: 4,
+            channels: 128,
+            kernel: 3,
+            dilations: vec![1, 2, 4, 8],
+        }
+    }
+
+    /// Receptive field of the context in pooled frames; one output frame sees this many.
+    pub fn span(&self) -> usize {
+        1 + self
+            .dilations
+            .iter()
+            .map(|d| (self.kernel - 1) * d)
+            .sum::<usize>()
+    }
+}
+
 /// A whole model: front-end, pooling and the paper's head.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -91,6 +126,10 @@ pub struct ModelConfig {
     /// The heatmap is the same single attention weighting.
     #[serde(default)]
     pub pooling_std: bool,
+    /// Temporal context layers before pooling (not in the paper); `None` pools the front-end
+    /// frames directly, as the paper does.
+    #[serde(default)]
+    pub context: Option<ContextConfig>,
 }
 
 /// Architectures [`ModelConfig::named`] knows.
@@ -170,6 +209,7 @@ impl ModelConfig {
             dropout: 0.1,
             normalize_features: pooling == PoolingKind::Attention,
             pooling_std: false,
+            context: None,
         };
         config.validate()?;
         Ok(config)
@@ -188,6 +228,11 @@ impl ModelConfig {
         }
         if self.pooling_std && self.pooling == PoolingKind::Mean {
             return Err("statistics pooling needs attention pooling".into());
+        }
+        if let Some(c) = &self.context
+            && (c.pool == 0 || c.channels == 0 || c.kernel % 2 == 0 || c.dilations.contains(&0))
+        {
+            return Err("context: need pool > 0, channels > 0, an odd kernel and dilations > 0".into());
         }
         if self.sample_rate < 100 {
             return Err(format!("sample rate {} Hz is too low", self.sample_rate));
@@ -235,16 +280,32 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Input samples per output frame.
+    /// Input samples per pooled frame (front-end and context pooling).
     pub fn total_stride(&self) -> usize {
+        self.front_end_stride() * self.context.as_ref().map_or(1, |c| c.pool)
+    }
+
+    /// Input samples per front-end frame.
+    pub fn front_end_stride(&self) -> usize {
         match &self.front_end {
             FrontEndConfig::Fir { blocks } => blocks.iter().map(|b| b.stride).product(),
             FrontEndConfig::LogMel { hop, .. } | FrontEndConfig::Mfcc { hop, .. } => *hop,
         }
     }
 
-    /// Input samples that influence one output frame.
+    /// Input samples that influence one pooled frame.
     pub fn receptive_field(&self) -> usize {
+        let front = self.front_end_field();
+        match &self.context {
+            Some(c) => {
+                let step = self.front_end_stride();
+                front + (c.pool - 1) * step + (c.span() - 1) * c.pool * step
+            }
+            None => front,
+        }
+    }
+
+    fn front_end_field(&self) -> usize {
         match &self.front_end {
             FrontEndConfig::Fir { blocks } => {
                 let mut field = 1;
@@ -260,12 +321,38 @@ impl ModelConfig {
         }
     }
 
-    /// Width of the pooled vector the head reads: the channels, twice with statistics pooling.
-    pub fn pooled_width(&self) -> usize {
-        self.feature_channels() * if self.pooling_std { 2 } else { 1 }
+    /// What happens between the front-end and the head, for people: e.g. "temporal context
+    /// (4 layers, 128 ch, pool 4) -> attention pooling with statistics".
+    pub fn pooling_summary(&self) -> String {
+        let pooling = match (self.pooling, self.pooling_std) {
+            (PoolingKind::Mean, _) => "mean pooling".to_string(),
+            (PoolingKind::Attention, false) => "attention pooling".to_string(),
+            (PoolingKind::Attention, true) => "attention pooling with statistics".to_string(),
+        };
+        match &self.context {
+            Some(c) => format!(
+                "temporal context ({} layers, {} ch, pool {}) -> {pooling}",
+                c.dilations.len(),
+                c.channels,
+                c.pool
+            ),
+            None => pooling,
+        }
     }
 
-    /// Channels of the feature map fed to pooling.
+    /// Width of the pooled vector the head reads: the channels, twice with statistics pooling.
+    pub fn pooled_width(&self) -> usize {
+        self.pooling_channels() * if self.pooling_std { 2 } else { 1 }
+    }
+
+    /// Channels of the feature map fed to pooling (the context's, if there is one).
+    pub fn pooling_channels(&self) -> usize {
+        self.context
+            .as_ref()
+            .map_or_else(|| self.feature_channels(), |c| c.channels)
+    }
+
+    /// Channels of the front-end's feature map.
     pub fn feature_channels(&self) -> usize {
         match &self.front_end {
             // Every block stacks the pooled input channels with its own filters.
@@ -279,7 +366,9 @@ impl ModelConfig {
     pub fn min_samples(&self) -> usize {
         match &self.front_end {
             FrontEndConfig::Fir { .. } => self.total_stride(),
-            FrontEndConfig::LogMel { n_fft, .. } | FrontEndConfig::Mfcc { n_fft, .. } => *n_fft,
+            FrontEndConfig::LogMel { n_fft, .. } | FrontEndConfig::Mfcc { n_fft, .. } => {
+                (*n_fft).max(self.total_stride())
+            }
         }
     }
 }
@@ -296,6 +385,29 @@ mod tests {
         let w = ModelConfig::named("w456", 2000, vec!["a".into(), "b".into()], PoolingKind::Mean).unwrap();
         assert_eq!(w.feature_channels(), 457);
         assert_eq!(w.total_stride(), 16);
+    }
+
+    #[test]
+    fn context_pools_frames_and_widens_the_receptive_field() {
+        let mut c =
+            ModelConfig::named("m13", 8000, vec!["a".into(), "b".into()], PoolingKind::Attention).unwrap();
+        // Block 1: 511 taps + 7 pooled samples; block 2: (126 + 1) steps of 8 samples.
+        assert_eq!(c.receptive_field(), 1 + 510 + 7 + 126 * 8 + 8);
+        c.context = Some(ContextConfig::standard());
+        c.validate().unwrap();
+        assert_eq!(c.total_stride(), 64);
+        assert_eq!(c.front_end_stride(), 16);
+        assert_eq!(c.context.as_ref().unwrap().span(), 31);
+        // + 3 front-end frames for the pool, + 30 pooled frames of 4 x 16 samples each.
+        assert_eq!(c.receptive_field(), 1534 + 3 * 16 + 30 * 64);
+        assert_eq!(c.pooling_channels(), 128);
+        assert_eq!(
+            c.pooling_summary(),
+            "temporal context (4 layers, 128 ch, pool 4) -> attention pooling"
+        );
+        assert_eq!(c.feature_channels(), 161);
+        c.context.as_mut().unwrap().kernel = 4;
+        assert!(c.validate().is_err());
     }
 
     #[test]

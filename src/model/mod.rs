@@ -2,10 +2,11 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod context;
 pub mod fir_bank;
 pub mod head;
 pub mod network;
 pub mod pooling;
 
-pub use config::{FirBlockConfig, FrontEndConfig, ModelConfig, PoolingKind};
+pub use config::{ContextConfig, FirBlockConfig, FrontEndConfig, ModelConfig, PoolingKind};
 pub use network::{AudioBatch, Forward, IConNet};

@@ -7,6 +7,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Gradients, Tensor, TensorData};
 
 use super::config::{FrontEndConfig, ModelConfig};
+use super::context::TemporalContext;
 use super::fir_bank::FirBank;
 use super::head::Head;
 use super::pooling::TemporalPooling;
@@ -80,6 +81,7 @@ pub struct Forward {
 #[derive(Module, Debug)]
 pub struct IConNet {
     pub blocks: Vec<FirBlock>,
+    pub context: Option<TemporalContext>,
     pub pooling: TemporalPooling,
     pub head: Head,
     #[module(skip)]
@@ -99,9 +101,14 @@ impl IConNet {
                 .collect(),
             _ => Vec::new(),
         };
-        let channels = config.feature_channels();
+        let context = config
+            .context
+            .as_ref()
+            .map(|c| TemporalContext::new(c, config.feature_channels(), device));
+        let channels = config.pooling_channels();
         Self {
             blocks,
+            context,
             pooling: TemporalPooling::new(
                 config.pooling,
                 channels,
@@ -170,22 +177,27 @@ impl IConNet {
             ),
         };
         let [b, _, frames] = features.dims();
-        let stride = self.config.total_stride();
+        let stride = self.config.front_end_stride();
         let valid_frames: Vec<usize> = batch
             .lengths
             .iter()
             .map(|&len| (len / stride).clamp(1, frames.max(1)))
             .collect();
+        let features = if self.config.normalize_features {
+            standardize_over_time(features, &valid_frames)
+        } else {
+            features
+        };
+        let (mut features, valid_frames) = match &self.context {
+            Some(context) => context.forward(features, &valid_frames),
+            None => (features, valid_frames),
+        };
+        let frames = features.dims()[2];
         let padding: Vec<bool> = valid_frames
             .iter()
             .flat_map(|&v| (0..frames).map(move |t| t >= v))
             .collect();
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, frames]), &device);
-        let mut features = if self.config.normalize_features {
-            standardize_over_time(features, &valid_frames)
-        } else {
-            features
-        };
         if leaf == Leaf::PoolingInput && track {
             features = Tensor::<3>::from_data(features.into_data(), &device).require_grad();
             leaf_tensor = Some(features.clone());
@@ -334,7 +346,7 @@ impl IConNet {
         channels: usize,
         features: impl Fn(&[f32]) -> Vec<f32>,
     ) -> Tensor<3> {
-        let frames = batch.time / self.config.total_stride();
+        let frames = batch.time / self.config.front_end_stride();
         let data: Vec<f32> = batch.samples.chunks(batch.time).flat_map(features).collect();
         Tensor::<3>::from_data(TensorData::new(data, [batch.batch, channels, frames]), device)
     }

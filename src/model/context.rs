@@ -1,0 +1,128 @@
+//! Temporal context before pooling (our addition; the paper pools the front-end frames
+//! directly). The front-end's frames each see ~0.1 s, so without this the head reads an
+//! unordered bag of short frames and cannot tell "six" from "three" by the order of the sounds.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig1d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::config::ContextConfig;
+use super::network::avg_pool_time;
+
+/// Average-pool time by `pool`, project to `channels` (1×1 conv), then residual dilated
+/// convolutions `x + conv_d(relu(LayerNorm(x)))`, zero-padded, with padding frames held at 0.
+#[derive(Module, Debug)]
+pub struct TemporalContext {
+    pub input: Conv1d,
+    pub norms: Vec<LayerNorm>,
+    pub convs: Vec<Conv1d>,
+    pub pool: usize,
+}
+
+impl TemporalContext {
+    pub fn new(config: &ContextConfig, in_channels: usize, device: &Device) -> Self {
+        let half = |d: usize| (config.kernel - 1) * d / 2;
+        Self {
+            input: Conv1dConfig::new(in_channels, config.channels, 1).init(device),
+            norms: config
+                .dilations
+                .iter()
+                .map(|_| LayerNormConfig::new(config.channels).init(device))
+                .collect(),
+            convs: config
+                .dilations
+                .iter()
+                .map(|&d| {
+                    Conv1dConfig::new(config.channels, config.channels, config.kernel)
+                        .with_dilation(d)
+                        .with_padding(PaddingConfig1d::Explicit(half(d), half(d)))
+                        .init(device)
+                })
+                .collect(),
+            pool: config.pool,
+        }
+    }
+
+    /// `features [batch, in_channels, frames]`, `valid` = valid input frames per clip.
+    /// Returns `[batch, channels, frames / pool]` and the valid output frames per clip
+    /// (`valid / pool`, at least 1).
+    pub fn forward(&self, features: Tensor<3>, valid: &[usize]) -> (Tensor<3>, Vec<usize>) {
+        let pooled = avg_pool_time(features, self.pool);
+        let [b, _, frames] = pooled.dims();
+        let valid: Vec<usize> = valid
+            .iter()
+            .map(|&v| (v / self.pool).clamp(1, frames.max(1)))
+            .collect();
+        let mask: Vec<f32> = valid
+            .iter()
+            .flat_map(|&v| (0..frames).map(move |t| if t < v { 1.0 } else { 0.0 }))
+            .collect();
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, 1, frames]), &pooled.device());
+        let mut x = self.input.forward(pooled) * mask.clone();
+        for (norm, conv) in self.norms.iter().zip(&self.convs) {
+            let normed = norm.forward(x.clone().swap_dims(1, 2)).swap_dims(1, 2);
+            x = (x + conv.forward(relu(normed))) * mask.clone();
+        }
+        (x, valid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ContextConfig {
+        ContextConfig {
+            pool: 2,
+            channels: 3,
+            kernel: 3,
+            dilations: vec![1, 2],
+        }
+    }
+
+    #[test]
+    fn pools_time_and_keeps_padding_at_zero() {
+        let device = Device::flex();
+        let context = TemporalContext::new(&config(), 4, &device);
+        let x = Tensor::<3>::ones([2, 4, 9], &device);
+        let (y, valid) = context.forward(x, &[9, 5]);
+        assert_eq!(y.dims(), [2, 3, 4]);
+        assert_eq!(valid, vec![4, 2]);
+        let y: Vec<f32> = y.into_data().try_to_vec().unwrap();
+        // Clip 1 has 2 valid frames of 4: frames 2 and 3 of every channel are padding.
+        for c in 0..3 {
+            let row = &y[(3 + c) * 4..(3 + c) * 4 + 4];
+            assert_eq!(&row[2..], &[0.0, 0.0], "{row:?}");
+        }
+    }
+
+    #[test]
+    fn a_clip_does_not_depend_on_what_it_is_batched_with() {
+        // Frames past a short clip's end are held at zero after every layer, so the short clip
+        // alone and the short clip beside a long one give the same output.
+        let device = Device::flex();
+        let context = TemporalContext::new(&config(), 2, &device);
+        let short: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
+        let alone = Tensor::<3>::from_data(TensorData::new(short.clone(), [1, 2, 6]), &device);
+        let (a, _) = context.forward(alone, &[6]);
+        // Same clip padded to 10 frames with large values past its end, batched with noise.
+        let mut padded = Vec::new();
+        for c in 0..2 {
+            padded.extend_from_slice(&short[c * 6..c * 6 + 6]);
+            padded.extend_from_slice(&[50.0; 4]);
+        }
+        padded.extend((0..20).map(|i| (i as f32 * 1.3).cos()));
+        let batch = Tensor::<3>::from_data(TensorData::new(padded, [2, 2, 10]), &device);
+        let (b, _) = context.forward(batch, &[6, 10]);
+        let a: Vec<f32> = a.into_data().try_to_vec().unwrap();
+        let b: Vec<f32> = b.into_data().try_to_vec().unwrap();
+        for c in 0..3 {
+            for t in 0..3 {
+                let (x, y) = (a[c * 3 + t], b[c * 5 + t]);
+                assert!((x - y).abs() < 1e-5, "channel {c} frame {t}: {x} vs {y}");
+            }
+        }
+    }
+}
