@@ -12,7 +12,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
 use iconnet::dsp::fftconv::{BandEnergyShape, band_energy_forward, correlate_direct};
-use iconnet::model::{AudioBatch, IConNet, ModelConfig, PoolingKind};
+use iconnet::model::{AudioBatch, ContextConfig, IConNet, ModelConfig, PoolingKind};
 
 /// A PCG-like test signal: 50 Hz bursts at 1.2 Hz plus a weak 311 Hz tone.
 fn signal(n: usize, rate: f32) -> Vec<f32> {
@@ -35,6 +35,13 @@ fn model(arch: &str, rate: u32, device: &Device) -> IConNet {
         &ModelConfig::named(arch, rate, classes(2), PoolingKind::Attention).unwrap(),
         device,
     )
+}
+
+/// M13 with the temporal context layers (`train --context`).
+fn model_with_context(rate: u32, device: &Device) -> IConNet {
+    let mut config = ModelConfig::named("m13", rate, classes(2), PoolingKind::Attention).unwrap();
+    config.context = Some(ContextConfig::standard());
+    IConNet::new(&config, device)
 }
 
 fn kernels_and_front_end(c: &mut Criterion) {
@@ -100,6 +107,11 @@ fn predict(c: &mut Criterion) {
     common::write_wav16(&speech_wav, &signal(48_000, 16000.0), 16000);
     let cases = [
         ("m13, 30 s PCG @2 kHz", &heart_wav, model("m13", 2000, &device)),
+        (
+            "m13 + context, 30 s PCG @2 kHz",
+            &heart_wav,
+            model_with_context(2000, &device),
+        ),
         (
             "m13, 30 s PCG @2 kHz resampled to 4 kHz",
             &heart_wav,
