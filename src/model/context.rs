@@ -83,6 +83,38 @@ mod tests {
     }
 
     #[test]
+    fn pooling_projection_and_residuals_by_hand() {
+        // One channel: frames 1, 3, 5, 7 pool to 2, 6; the projection 2x + 0.5 gives 4.5, 12.5.
+        // Both layers have zero kernels and bias 0.25, so each residual adds exactly 0.25.
+        let device = Device::flex();
+        let mut context = TemporalContext::new(
+            &ContextConfig {
+                channels: 1,
+                ..config()
+            },
+            1,
+            &device,
+        );
+        let constant = |t: Tensor<3>, v: f32| t.zeros_like().add_scalar(v);
+        context.input.weight = context.input.weight.map(|w| constant(w, 2.0));
+        context.input.bias = context
+            .input
+            .bias
+            .map(|b| b.map(|b| b.zeros_like().add_scalar(0.5)));
+        for conv in &mut context.convs {
+            conv.weight = conv.weight.clone().map(|w| constant(w, 0.0));
+            conv.bias = conv
+                .bias
+                .clone()
+                .map(|b| b.map(|b| b.zeros_like().add_scalar(0.25)));
+        }
+        let x = Tensor::<3>::from_data(TensorData::new(vec![1.0f32, 3.0, 5.0, 7.0], [1, 1, 4]), &device);
+        let (y, valid) = context.forward(x, &[4]);
+        assert_eq!(valid, vec![2]);
+        assert_eq!(y.into_data().try_to_vec::<f32>().unwrap(), vec![5.0, 13.0]);
+    }
+
+    #[test]
     fn pools_time_and_keeps_padding_at_zero() {
         let device = Device::flex();
         let context = TemporalContext::new(&config(), 4, &device);
