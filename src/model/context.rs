@@ -6,10 +6,10 @@ use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig1d};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use super::config::ContextConfig;
-use super::network::avg_pool_time;
+use super::network::{avg_pool_time, valid_frame_mask};
 
 /// Average-pool time by `pool`, project to `channels` (1×1 conv), then residual dilated
 /// convolutions `x + conv_d(relu(LayerNorm(x)))`, zero-padded, with padding frames held at 0.
@@ -50,16 +50,12 @@ impl TemporalContext {
     /// (`valid / pool`, at least 1).
     pub fn forward(&self, features: Tensor<3>, valid: &[usize]) -> (Tensor<3>, Vec<usize>) {
         let pooled = avg_pool_time(features, self.pool);
-        let [b, _, frames] = pooled.dims();
+        let [_, _, frames] = pooled.dims();
         let valid: Vec<usize> = valid
             .iter()
             .map(|&v| (v / self.pool).clamp(1, frames.max(1)))
             .collect();
-        let mask: Vec<f32> = valid
-            .iter()
-            .flat_map(|&v| (0..frames).map(move |t| if t < v { 1.0 } else { 0.0 }))
-            .collect();
-        let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, 1, frames]), &pooled.device());
+        let mask = valid_frame_mask(&valid, frames, &pooled.device());
         let mut x = self.input.forward(pooled) * mask.clone();
         for (norm, conv) in self.norms.iter().zip(&self.convs) {
             let normed = norm.forward(x.clone().swap_dims(1, 2)).swap_dims(1, 2);
@@ -72,6 +68,7 @@ impl TemporalContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
 
     fn config() -> ContextConfig {
         ContextConfig {

@@ -468,17 +468,22 @@ fn register<const D: usize>(param: &Param<Tensor<D>>, grads: &Gradients, out: &m
 pub fn standardize_over_time(x: Tensor<3>, valid_frames: &[usize]) -> Tensor<3> {
     let [b, _, frames] = x.dims();
     let device = x.device();
-    let mask: Vec<f32> = valid_frames
-        .iter()
-        .flat_map(|&v| (0..frames).map(move |t| if t < v { 1.0 } else { 0.0 }))
-        .collect();
-    let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, 1, frames]), &device);
+    let mask = valid_frame_mask(valid_frames, frames, &device);
     let counts: Vec<f32> = valid_frames.iter().map(|&v| v.max(1) as f32).collect();
     let counts = Tensor::<3>::from_data(TensorData::new(counts, [b, 1, 1]), &device);
     let mean = (x.clone() * mask.clone()).sum_dim(2) / counts.clone();
     let centred = (x - mean) * mask;
     let var = centred.clone().square().sum_dim(2) / counts;
     centred / var.add_scalar(1e-5).sqrt()
+}
+
+/// `[batch, 1, frames]`: 1 on each clip's first `valid[b]` frames, 0 on its padding.
+pub fn valid_frame_mask(valid: &[usize], frames: usize, device: &Device) -> Tensor<3> {
+    let mask: Vec<f32> = valid
+        .iter()
+        .flat_map(|&v| (0..frames).map(move |t| if t < v { 1.0 } else { 0.0 }))
+        .collect();
+    Tensor::<3>::from_data(TensorData::new(mask, [valid.len(), 1, frames]), device)
 }
 
 /// NLReLU `ln(1 + max(0, x))`.
