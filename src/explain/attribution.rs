@@ -55,12 +55,7 @@ impl Heatmap {
 
     /// Values divided by their maximum (all zero stays zero).
     pub fn normalised(&self) -> Vec<f32> {
-        let max = self.values.iter().copied().fold(0f32, f32::max);
-        if max > 0.0 {
-            self.values.iter().map(|v| v / max).collect()
-        } else {
-            self.values.clone()
-        }
+        scale_to_max_one(self.values.clone())
     }
 
     /// [`Self::normalised`] after a centred moving average over `window_s` seconds (at the
@@ -87,11 +82,7 @@ impl Heatmap {
                 ((prefix[b] - prefix[a]) / (b - a) as f64) as f32
             })
             .collect();
-        Heatmap {
-            values,
-            ..self.clone()
-        }
-        .normalised()
+        scale_to_max_one(values)
     }
 
     /// Contiguous runs of frames whose normalised value is at least `threshold`, as
@@ -193,6 +184,15 @@ pub fn attention(analysis: &super::Analysis) -> Heatmap {
         times_s: analysis.times_s.clone(),
         frame_s: analysis.frame_s,
     }
+}
+
+/// Divides by the maximum when it is positive; otherwise returns the values unchanged.
+fn scale_to_max_one(mut values: Vec<f32>) -> Vec<f32> {
+    let max = values.iter().copied().fold(0f32, f32::max);
+    if max > 0.0 {
+        values.iter_mut().for_each(|v| *v /= max);
+    }
+    values
 }
 
 fn check_class(model: &IConNet, class: usize) -> Result<(), String> {

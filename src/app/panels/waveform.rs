@@ -29,17 +29,18 @@ impl WaveformPanel {
         };
         let heatmap = data.heatmap.as_ref();
         match heatmap {
-            Some(h) if view.heatmap_smoothing_s > 0.0 => colour_legend(
-                ui,
-                &format!(
-                    "{}, display smoothed over {:.2} s",
-                    h.title(),
-                    view.heatmap_smoothing_s
-                ),
-                "low",
-                "high",
-            ),
-            Some(h) => colour_legend(ui, &h.title(), "low", "high"),
+            Some(h) => {
+                let title = if view.heatmap_smoothing_s > 0.0 {
+                    format!(
+                        "{}, display smoothed over {:.2} s",
+                        h.title(),
+                        view.heatmap_smoothing_s
+                    )
+                } else {
+                    h.title()
+                };
+                colour_legend(ui, &title, "low", "high");
+            }
             None => {
                 ui.label(egui::RichText::new("heatmap: waiting for the analysis").small());
             }
