@@ -25,6 +25,8 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
+use super::memo::{FINGERPRINT_SEED, Memo, fingerprint};
+
 fn planner() -> &'static Mutex<RealFftPlanner<f32>> {
     static PLANNER: OnceLock<Mutex<RealFftPlanner<f32>>> = OnceLock::new();
     PLANNER.get_or_init(|| Mutex::new(RealFftPlanner::new()))
@@ -113,7 +115,7 @@ pub struct BandEnergySaved {
     shape: BandEnergyShape,
     plan: Plan,
     x_spec: Vec<Complex32>,
-    h_spec: Arc<Vec<Complex32>>,
+    h_spec: Arc<KernelSpectra>,
     sign_bits: Vec<u64>,
 }
 
@@ -148,6 +150,15 @@ pub fn band_energy_forward(
     let w = words(time);
     let mut energy = vec![0f32; batch * filters * t_out];
     let mut sign_bits = vec![0u64; if keep { batch * filters * w } else { 0 }];
+    // With several input channels the sum over channels is, bin by bin, a small complex matrix
+    // product; done bin-major it streams each spectrum once instead of once per filter.
+    let channel_sums = (c_in > 1).then(|| {
+        let segs = plan.segments;
+        let x_bins = BinMajor::gather(&x_spec, f, c_in, batch * segs, |c, col| {
+            ((col / segs * c_in + c) * segs + col % segs) * f
+        });
+        BinMajor::conj_product(h_spec.by_bin(f, filters, c_in), &x_bins)
+    });
 
     let rows: Vec<(usize, &mut [f32])> = energy.chunks_mut(t_out.max(1)).enumerate().collect();
     let mut sign_rows: Vec<Option<&mut [u64]>> = if keep {
@@ -160,36 +171,34 @@ pub fn band_energy_forward(
         let (b, h) = (row / filters, row % filters);
         let mut acc = vec![Complex32::default(); f];
         let mut y = vec![0f32; plan.n];
+        let mut y_row = vec![0f32; time];
         let mut scratch = vec![Complex32::default(); plan.scratch_len()];
-        let mut pooled_sum = 0f32;
         for s in 0..plan.segments {
-            acc.iter_mut().for_each(|v| *v = Complex32::default());
-            for c in 0..c_in {
-                let hs = &h_spec[(h * c_in + c) * f..][..f];
-                let xs = &x_spec[((b * c_in + c) * plan.segments + s) * f..][..f];
-                for ((a, hv), xv) in acc.iter_mut().zip(hs).zip(xs) {
-                    *a += hv.conj() * xv;
+            match &channel_sums {
+                Some(sums) => sums.scatter(h, b * plan.segments + s, &mut acc),
+                None => {
+                    let hs = &h_spec.spectra[h * f..][..f];
+                    let xs = &x_spec[(b * plan.segments + s) * f..][..f];
+                    for ((a, hv), xv) in acc.iter_mut().zip(hs).zip(xs) {
+                        *a = hv.conj() * xv;
+                    }
                 }
             }
             plan.inverse(&mut acc, &mut y, &mut scratch);
             let start = s * plan.seg;
             let end = (start + plan.seg).min(time);
-            for (i, &v) in y[..end - start].iter().enumerate() {
-                let t = start + i;
-                if let Some(bits) = signs.as_deref_mut()
-                    && v < 0.0
-                {
-                    bits[t / 64] |= 1 << (t % 64);
-                }
-                let j = t / stride;
-                if j < t_out {
-                    pooled_sum += v.abs();
-                    if (t + 1).is_multiple_of(stride) {
-                        e_row[j] = pooled_sum / stride as f32;
-                        pooled_sum = 0.0;
-                    }
-                }
+            y_row[start..end].copy_from_slice(&y[..end - start]);
+        }
+        if let Some(bits) = signs.as_deref_mut() {
+            for (word, chunk) in bits.iter_mut().zip(y_row.chunks(64)) {
+                *word = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |w, (i, v)| w | (u64::from(*v < 0.0) << i));
             }
+        }
+        for (e, window) in e_row.iter_mut().zip(y_row.chunks_exact(stride)) {
+            *e = window.iter().map(|v| v.abs()).sum::<f32>() / stride as f32;
         }
     });
 
@@ -246,29 +255,120 @@ fn kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Vec<C
 /// [`kernel_spectra`] through a small cache keyed by the kernels' bits: inference repeats the
 /// same kernels (the app, live mode every hop), and the `H x C` transforms of a multi-channel
 /// block cost more than the rest of its forward pass.
-fn cached_kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Arc<Vec<Complex32>> {
-    type Entry = (u64, usize, usize, Arc<Vec<Complex32>>);
-    static CACHE: OnceLock<Mutex<Vec<Entry>>> = OnceLock::new();
-    let hash = kernels.iter().fold(0xcbf29ce484222325u64, |h, v| {
-        (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3)
-    });
-    let key = (hash, plan.n, kernels.len());
-    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-    if let Some(hit) = cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|e| (e.0, e.1, e.2) == key)
-    {
-        return hit.3.clone();
+fn cached_kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Arc<KernelSpectra> {
+    static MEMO: Memo<KernelSpectra> = Memo::new(4);
+    let sizes = [plan.n as u32, kernels.len() as u32];
+    let key = fingerprint(
+        FINGERPRINT_SEED,
+        sizes.into_iter().chain(kernels.iter().map(|v| v.to_bits())),
+    );
+    MEMO.get_or_insert_with(key, || KernelSpectra {
+        spectra: kernel_spectra(kernels, shape, plan),
+        by_bin: OnceLock::new(),
+    })
+}
+
+/// Kernel spectra `[H, C, F]` and, built on first use, the same values bin-major.
+struct KernelSpectra {
+    spectra: Vec<Complex32>,
+    by_bin: OnceLock<BinMajor>,
+}
+
+impl KernelSpectra {
+    fn by_bin(&self, f: usize, filters: usize, in_channels: usize) -> &BinMajor {
+        self.by_bin.get_or_init(|| {
+            BinMajor::gather(&self.spectra, f, filters, in_channels, |h, c| {
+                (h * in_channels + c) * f
+            })
+        })
     }
-    let spectra = Arc::new(kernel_spectra(kernels, shape, plan));
-    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if entries.len() >= 4 {
-        entries.remove(0);
+}
+
+/// Complex spectra stored bin-major in separate real and imaginary planes, `[F, rows, cols]`:
+/// one bin's `rows x cols` matrix is contiguous and its inner loops vectorise.
+struct BinMajor {
+    re: Vec<f32>,
+    im: Vec<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+/// Bins gathered per task: eight `Complex32` fill one 64-byte cache line of each spectrum.
+const BIN_TILE: usize = 8;
+
+impl BinMajor {
+    /// Rearranges `rows x cols` spectra of `f` bins each; `offset(row, col)` is where that
+    /// spectrum starts in `spectra`.
+    fn gather(
+        spectra: &[Complex32],
+        f: usize,
+        rows: usize,
+        cols: usize,
+        offset: impl Fn(usize, usize) -> usize + Sync,
+    ) -> Self {
+        let plane = rows * cols;
+        let mut re = vec![0f32; f * plane];
+        let mut im = vec![0f32; f * plane];
+        re.par_chunks_mut(BIN_TILE * plane)
+            .zip(im.par_chunks_mut(BIN_TILE * plane))
+            .enumerate()
+            .for_each(|(tile, (re, im))| {
+                let first = tile * BIN_TILE;
+                let bins = re.len() / plane;
+                for r in 0..rows {
+                    for c in 0..cols {
+                        let spectrum = &spectra[offset(r, c) + first..][..bins];
+                        for (k, v) in spectrum.iter().enumerate() {
+                            re[k * plane + r * cols + c] = v.re;
+                            im[k * plane + r * cols + c] = v.im;
+                        }
+                    }
+                }
+            });
+        Self { re, im, rows, cols }
     }
-    entries.push((key.0, key.1, key.2, spectra.clone()));
-    spectra
+
+    /// `out[k] = conj(a[k]) b[k]` for every bin `k`: `[F, M, L] x [F, L, N] -> [F, M, N]`.
+    fn conj_product(a: &Self, b: &Self) -> Self {
+        assert_eq!(a.cols, b.rows, "inner dimensions");
+        let (m, l, n) = (a.rows, a.cols, b.cols);
+        let bins = a.re.len() / (m * l);
+        let mut re = vec![0f32; bins * m * n];
+        let mut im = vec![0f32; bins * m * n];
+        re.par_chunks_mut(m * n)
+            .zip(im.par_chunks_mut(m * n))
+            .enumerate()
+            .for_each(|(k, (out_re, out_im))| {
+                let (a_re, a_im) = (&a.re[k * m * l..][..m * l], &a.im[k * m * l..][..m * l]);
+                let (b_re, b_im) = (&b.re[k * l * n..][..l * n], &b.im[k * l * n..][..l * n]);
+                for i in 0..m {
+                    let (o_re, o_im) = (&mut out_re[i * n..][..n], &mut out_im[i * n..][..n]);
+                    for p in 0..l {
+                        let (ar, ai) = (a_re[i * l + p], a_im[i * l + p]);
+                        let (br, bi) = (&b_re[p * n..][..n], &b_im[p * n..][..n]);
+                        for j in 0..n {
+                            o_re[j] += ar * br[j] + ai * bi[j];
+                            o_im[j] += ar * bi[j] - ai * br[j];
+                        }
+                    }
+                }
+            });
+        Self {
+            re,
+            im,
+            rows: m,
+            cols: n,
+        }
+    }
+
+    /// Copies entry `(row, col)` of every bin into `out`, a spectrum of `F` bins.
+    fn scatter(&self, row: usize, col: usize, out: &mut [Complex32]) {
+        let plane = self.rows * self.cols;
+        for (k, v) in out.iter_mut().enumerate() {
+            let i = k * plane + row * self.cols + col;
+            *v = Complex32::new(self.re[i], self.im[i]);
+        }
+    }
 }
 
 /// Backward pass: `g_energy` is `dL/de [B, H, T/s]`. Returns `dL/dh [H, C, K]` and, if asked,
@@ -347,7 +447,7 @@ pub fn band_energy_backward(
             for s in 0..segs {
                 acc.iter_mut().for_each(|v| *v = Complex32::default());
                 for h in 0..filters {
-                    let hs = &saved.h_spec[(h * c_in + c) * f..][..f];
+                    let hs = &saved.h_spec.spectra[(h * c_in + c) * f..][..f];
                     let gs = &gy_spec[((b * filters + h) * segs + s) * f..][..f];
                     for ((a, hv), g) in acc.iter_mut().zip(hs).zip(gs) {
                         *a += hv * g;

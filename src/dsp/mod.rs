@@ -2,4 +2,5 @@
 
 pub mod fftconv;
 pub mod kernel;
+pub mod memo;
 pub mod spectral;

@@ -1,12 +1,14 @@
 //! `FirBank`: learnable windowed-sinc band-pass kernels.
 
 use std::f64::consts::PI;
+use std::sync::Arc;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::FirBlockConfig;
 use crate::dsp::kernel::multires_mel_bands;
+use crate::dsp::memo::{FINGERPRINT_SEED, Memo, fingerprint};
 
 /// Learnable band-pass filter bank `[filters, in_channels, taps]`.
 ///
@@ -136,6 +138,27 @@ impl FirBank {
             .matmul(basis)
             .reshape([wh, wc, k]);
         ideal * window
+    }
+
+    /// [`Self::kernels`] as plain values `[H, C, K]`, row-major. Remembered for the last few
+    /// parameter sets: inference asks for the same kernels on every forward pass.
+    pub fn kernel_values(&self) -> Arc<Vec<f32>> {
+        static MEMO: Memo<Vec<f32>> = Memo::new(8);
+        let bits = |data: TensorData| -> Vec<u32> { data.iter::<f32>().map(f32::to_bits).collect() };
+        let sizes = [self.filters, self.in_channels, self.taps, self.window_terms].map(|v| v as u32);
+        let min_bw = self.min_bandwidth.to_bits();
+        let key = fingerprint(
+            FINGERPRINT_SEED,
+            sizes
+                .into_iter()
+                .chain([min_bw as u32, (min_bw >> 32) as u32])
+                .chain(bits(self.f_low.val().into_data()))
+                .chain(bits(self.bandwidth.val().into_data()))
+                .chain(bits(self.phi.val().into_data())),
+        );
+        MEMO.get_or_insert_with(key, || {
+            self.kernels().into_data().try_to_vec().expect("f32 kernels")
+        })
     }
 
     fn band_tensors(&self, a: Tensor<2>, b: Tensor<2>) -> (Tensor<2>, Tensor<2>) {

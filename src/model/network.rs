@@ -5,6 +5,7 @@ use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Gradients, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::config::{FrontEndConfig, ModelConfig};
 use super::context::TemporalContext;
@@ -303,7 +304,7 @@ impl IConNet {
                 taps: bank.taps,
                 stride: block.stride,
             };
-            let kernels: Vec<f32> = bank.kernels().into_data().try_to_vec().expect("f32 kernels");
+            let kernels = bank.kernel_values();
             let (mut energy, saved) = band_energy_forward(&conv_input, &kernels, shape, track);
             time = shape.out_time();
             cumulative_stride *= block.stride;
@@ -315,25 +316,36 @@ impl IConNet {
                 .map(|&l| (l / cumulative_stride).min(time))
                 .collect();
             mask_frames(&mut energy, bank.filters, time, &valid);
-            let mut energy = Tensor::<3>::from_data(TensorData::new(energy, [b, bank.filters, time]), device);
-            if track {
-                energy = energy.require_grad();
-            }
-            let features = nlrelu(energy.clone());
+            let dims = [b, bank.filters, time];
+            let last = i + 1 == self.blocks.len();
+            let features = match saved {
+                Some(saved) => {
+                    let energy = Tensor::<3>::from_data(TensorData::new(energy, dims), device).require_grad();
+                    let features = nlrelu(energy.clone());
+                    tape.push(TapeEntry {
+                        block: i,
+                        saved,
+                        energy,
+                        valid,
+                    });
+                    if !last {
+                        conv_input = features.clone().into_data().try_to_vec().expect("f32 features");
+                    }
+                    features
+                }
+                None => {
+                    // Without a tape the values never enter burn's graph: NLReLU in place, in
+                    // parallel, and the next block reads them without a round trip.
+                    energy.par_iter_mut().for_each(|v| *v = v.max(0.0).ln_1p());
+                    if !last {
+                        conv_input = energy.clone();
+                    }
+                    Tensor::<3>::from_data(TensorData::new(energy, dims), device)
+                }
+            };
             stacked = Tensor::cat(vec![avg_pool_time(stacked, block.stride), features.clone()], 1);
-            if let Some(saved) = saved {
-                tape.push(TapeEntry {
-                    block: i,
-                    saved,
-                    energy,
-                    valid,
-                });
-            }
             if i == 0 {
-                first_energy = Some(features.clone());
-            }
-            if i + 1 < self.blocks.len() {
-                conv_input = features.into_data().try_to_vec().expect("f32 features");
+                first_energy = Some(features);
             }
         }
         (stacked, first_energy, tape, input)

@@ -1,0 +1,76 @@
+//! A few recent results, keyed by a fingerprint of what they were computed from.
+//!
+//! Inference recomputes the same values on every call (the app re-analyses, live mode runs
+//! every hop) from parameters that only change while training; keeping the last few avoids that.
+
+use std::sync::{Arc, Mutex};
+
+/// Up to `capacity` values, the oldest dropped first.
+pub struct Memo<V> {
+    entries: Mutex<Vec<(u64, Arc<V>)>>,
+    capacity: usize,
+}
+
+impl<V> Memo<V> {
+    pub const fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(Vec::new()),
+            capacity,
+        }
+    }
+
+    /// The value stored under `key`, or `make()` stored and returned. `make` runs without the
+    /// lock held, so two threads may both compute a missing value; both get a correct one.
+    pub fn get_or_insert_with(&self, key: u64, make: impl FnOnce() -> V) -> Arc<V> {
+        let lock = || self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, hit)) = lock().iter().find(|(k, _)| *k == key) {
+            return hit.clone();
+        }
+        let value = Arc::new(make());
+        let mut entries = lock();
+        if entries.len() >= self.capacity.max(1) {
+            entries.remove(0);
+        }
+        entries.push((key, value.clone()));
+        value
+    }
+}
+
+/// FNV-1a over 32-bit words, continuing from `seed` (start from [`FINGERPRINT_SEED`]).
+pub fn fingerprint(seed: u64, words: impl IntoIterator<Item = u32>) -> u64 {
+    words
+        .into_iter()
+        .fold(seed, |h, w| (h ^ u64::from(w)).wrapping_mul(0x100000001b3))
+}
+
+pub const FINGERPRINT_SEED: u64 = 0xcbf29ce484222325;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_returns_the_stored_value_and_drops_the_oldest() {
+        let memo = Memo::new(2);
+        let mut calls = 0;
+        let mut get = |key: u64| {
+            *memo.get_or_insert_with(key, || {
+                calls += 1;
+                key * 10
+            })
+        };
+        assert_eq!((get(1), get(2), get(1)), (10, 20, 10));
+        get(3); // evicts 1
+        assert_eq!(get(1), 10);
+        drop(get);
+        assert_eq!(calls, 4);
+    }
+
+    #[test]
+    fn fingerprint_depends_on_every_word_and_their_order() {
+        let a = fingerprint(FINGERPRINT_SEED, [1, 2, 3]);
+        assert_ne!(a, fingerprint(FINGERPRINT_SEED, [1, 2, 4]));
+        assert_ne!(a, fingerprint(FINGERPRINT_SEED, [2, 1, 3]));
+        assert_eq!(a, fingerprint(FINGERPRINT_SEED, [1, 2, 3]));
+    }
+}
