@@ -45,6 +45,7 @@ fn model_with_context(rate: u32, device: &Device) -> IConNet {
 }
 
 fn kernels_and_front_end(c: &mut Criterion) {
+    iconnet::memory::keep_freed_memory();
     let device = Device::flex();
     let m13 = model("m13", 16000, &device);
     c.bench_function("kernels/m13 block1 128x511", |b| {
@@ -99,6 +100,7 @@ fn kernels_and_front_end(c: &mut Criterion) {
 }
 
 fn predict(c: &mut Criterion) {
+    iconnet::memory::keep_freed_memory();
     let device = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let heart_wav = dir.path().join("pcg.wav");
@@ -137,6 +139,7 @@ fn predict(c: &mut Criterion) {
 }
 
 fn train_step(c: &mut Criterion) {
+    iconnet::memory::keep_freed_memory();
     // Batch 8 x 3 s at 16 kHz: forward, backward through the FFT op, global clip, RAdam step.
     let device = Device::flex().autodiff();
     let mut m = model("m13", 16000, &device);

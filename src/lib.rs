@@ -8,5 +8,6 @@ pub mod cli;
 pub mod dsp;
 pub mod explain;
 pub mod live;
+pub mod memory;
 pub mod model;
 pub mod train;

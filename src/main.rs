@@ -2,6 +2,7 @@ use clap::Parser;
 
 fn main() {
     ensure_runtime_dir();
+    iconnet::memory::keep_freed_memory();
     let cli = iconnet::cli::Cli::parse();
     std::process::exit(iconnet::cli::run(cli));
 }

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use super::memo::{FINGERPRINT_SEED, Memo, fingerprint};
+use super::memo::{FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
 
 fn planner() -> &'static Mutex<RealFftPlanner<f32>> {
     static PLANNER: OnceLock<Mutex<RealFftPlanner<f32>>> = OnceLock::new();
@@ -257,11 +257,7 @@ fn kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Vec<C
 /// block cost more than the rest of its forward pass.
 fn cached_kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Arc<KernelSpectra> {
     static MEMO: Memo<KernelSpectra> = Memo::new(4);
-    let sizes = [plan.n as u32, kernels.len() as u32];
-    let key = fingerprint(
-        FINGERPRINT_SEED,
-        sizes.into_iter().chain(kernels.iter().map(|v| v.to_bits())),
-    );
+    let key = fingerprint_values(fingerprint(FINGERPRINT_SEED, [plan.n as u32]), kernels);
     MEMO.get_or_insert_with(key, || KernelSpectra {
         spectra: kernel_spectra(kernels, shape, plan),
         by_bin: OnceLock::new(),

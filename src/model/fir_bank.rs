@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::FirBlockConfig;
 use crate::dsp::kernel::multires_mel_bands;
-use crate::dsp::memo::{FINGERPRINT_SEED, Memo, fingerprint};
+use crate::dsp::memo::{FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
 
 /// Learnable band-pass filter bank `[filters, in_channels, taps]`.
 ///
@@ -144,18 +144,21 @@ impl FirBank {
     /// parameter sets: inference asks for the same kernels on every forward pass.
     pub fn kernel_values(&self) -> Arc<Vec<f32>> {
         static MEMO: Memo<Vec<f32>> = Memo::new(8);
-        let bits = |data: TensorData| -> Vec<u32> { data.iter::<f32>().map(f32::to_bits).collect() };
+        let values = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32") };
         let sizes = [self.filters, self.in_channels, self.taps, self.window_terms].map(|v| v as u32);
         let min_bw = self.min_bandwidth.to_bits();
-        let key = fingerprint(
+        let mut key = fingerprint(
             FINGERPRINT_SEED,
-            sizes
-                .into_iter()
-                .chain([min_bw as u32, (min_bw >> 32) as u32])
-                .chain(bits(self.f_low.val().into_data()))
-                .chain(bits(self.bandwidth.val().into_data()))
-                .chain(bits(self.phi.val().into_data())),
+            sizes.into_iter().chain([min_bw as u32, (min_bw >> 32) as u32]),
         );
+        let [wh, wc, p] = self.phi.val().dims();
+        for param in [
+            self.f_low.val(),
+            self.bandwidth.val(),
+            self.phi.val().reshape([wh * wc, p]),
+        ] {
+            key = fingerprint_values(key, &values(param));
+        }
         MEMO.get_or_insert_with(key, || {
             self.kernels().into_data().try_to_vec().expect("f32 kernels")
         })
