@@ -210,6 +210,11 @@ pub struct TrainArgs {
     /// so the pooled frames see the order of sounds over ~31 of them.
     #[arg(long)]
     pub context: bool,
+    /// After validation has chosen the epoch, train again from the same seed on the training
+    /// and validation groups together, stop at that epoch and keep that model (the first
+    /// model is kept beside it as `<out>.selected.iconnet`). Test groups stay unseen.
+    #[arg(long)]
+    pub refit: bool,
 }
 
 #[derive(Args, Debug)]
@@ -852,6 +857,7 @@ fn train_split(
                 ..Augment::DEFAULT
             }
         },
+        stop_after_epoch: None,
     };
     let name = out
         .file_stem()
@@ -914,38 +920,104 @@ fn train_split(
         &ctx.backend.device,
         ctx.stop.clone(),
     )?;
+    let validation = report.best_validation.clone().ok_or("no validation figure")?;
     eprintln!(
         "best epoch {} (validation {}), {:.1} samples/s, {:.0} s{}",
         report.best_epoch,
-        report.best_validation.summary(),
+        validation.summary(),
         report.samples_per_second,
         report.seconds,
         if report.interrupted { ", interrupted" } else { "" }
     );
+    let test_metrics = |model: &IConNet, label: &str| {
+        (!test_clips.is_empty()).then(|| {
+            let predicted = trainer::predict_clips(model, &test_clips);
+            let truth: Vec<usize> = test_clips.iter().map(|c| c.label).collect();
+            let metrics = Metrics::compute(&truth, &predicted, &model.config.classes);
+            println!(
+                "held-out test ({}){label}: {}",
+                short_list(&test_groups),
+                metrics.summary()
+            );
+            (metrics, truth, predicted)
+        })
+    };
     // Re-open the best checkpoint, test it on the held-out groups, and record the figures.
     let (best, mut card) = checkpoint::load(out, &ctx.backend.device).map_err(|e| e.to_string())?;
-    card.metrics
-        .insert("validation".into(), json!(report.best_validation));
-    card.training = training_info(vec![
+    card.metrics.insert("validation".into(), json!(validation));
+    let mut run_info = vec![
         ("best_epoch", json!(report.best_epoch)),
         ("samples_per_second", json!(report.samples_per_second)),
         ("train_seconds", json!(report.seconds)),
         ("backend", json!(ctx.backend.description)),
-    ]);
-    let mut result = (None, Vec::new(), Vec::new());
-    if !test_clips.is_empty() {
-        let predicted = trainer::predict_clips(&best, &test_clips);
-        let truth: Vec<usize> = test_clips.iter().map(|c| c.label).collect();
-        let metrics = Metrics::compute(&truth, &predicted, &best.config.classes);
-        println!(
-            "held-out test ({}): {}",
-            short_list(&test_groups),
-            metrics.summary()
-        );
+    ];
+    card.training = training_info(run_info.clone());
+    let refit = args.refit && !report.interrupted;
+    let selected_test = test_metrics(&best, if refit { " before refit" } else { "" });
+    if let Some((metrics, _, _)) = &selected_test {
         card.metrics.insert("test".into(), json!(metrics));
-        result = (Some(metrics), truth, predicted);
     }
     checkpoint::save(&best, &card, out)?;
-    println!("wrote {}", out.display());
-    Ok(result)
+    if !refit {
+        println!("wrote {}", out.display());
+        let (metrics, truth, predicted) =
+            selected_test.map_or((None, vec![], vec![]), |(m, t, p)| (Some(m), t, p));
+        return Ok((metrics, truth, predicted));
+    }
+
+    // Refit: the chosen number of epochs, on training and validation groups together.
+    let selected_path = out.with_extension("selected.iconnet");
+    checkpoint::save(&best, &card, &selected_path)?;
+    let refit_groups = group_list(&[train_ex.clone(), val_ex.clone()].concat());
+    eprintln!(
+        "refit: {} epochs on {} recordings ({} groups: {})",
+        report.best_epoch,
+        train_clips.len() + val_clips.len(),
+        refit_groups.len(),
+        short_list(&refit_groups)
+    );
+    let all_clips: Vec<_> = train_clips.into_iter().chain(val_clips).collect();
+    let refit_options = TrainOptions {
+        stop_after_epoch: Some(report.best_epoch),
+        ..options
+    };
+    let refit_info = json!({
+        "epochs": report.best_epoch,
+        "groups": refit_groups,
+        "chosen_by": format!("validation UAR on {} in a first run (kept as {})", short_list(&group_list(&val_ex)), selected_path.display()),
+        "first_run_test": selected_test.as_ref().map(|(m, _, _)| json!(m)),
+    });
+    let refit_card = |m: &IConNet| {
+        let mut c = ModelCard::new(&name, m);
+        c.training = training_info(vec![("refit", refit_info.clone())]);
+        c.notes = notes.clone();
+        c
+    };
+    let refit_report = trainer::train(
+        &ctx.config,
+        &all_clips,
+        &[],
+        &refit_options,
+        refit_card,
+        &ctx.backend.device,
+        ctx.stop.clone(),
+    )
+    .map_err(|e| format!("{e}; {} holds the first run's model", out.display()))?;
+    let (model, mut card) = checkpoint::load(out, &ctx.backend.device).map_err(|e| e.to_string())?;
+    // The validation figure describes the choice of epoch; the refit model saw those groups.
+    card.metrics
+        .insert("validation_of_first_run".into(), json!(validation));
+    run_info.extend([
+        ("refit", refit_info),
+        ("refit_samples_per_second", json!(refit_report.samples_per_second)),
+        ("refit_seconds", json!(refit_report.seconds)),
+    ]);
+    card.training = training_info(run_info);
+    let result = test_metrics(&model, " after refit");
+    if let Some((metrics, _, _)) = &result {
+        card.metrics.insert("test".into(), json!(metrics));
+    }
+    checkpoint::save(&model, &card, out)?;
+    println!("wrote {} (first run: {})", out.display(), selected_path.display());
+    Ok(result.map_or((None, vec![], vec![]), |(m, t, p)| (Some(m), t, p)))
 }

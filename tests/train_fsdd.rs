@@ -63,6 +63,7 @@ fn short_training_beats_chance_on_an_unseen_speaker() {
         out: dir.path().join("digits.iconnet"),
         show_progress: false,
         augment: iconnet::train::augment::Augment::DEFAULT,
+        stop_after_epoch: None,
     };
     let device = Device::flex();
     let report = train(

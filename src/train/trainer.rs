@@ -41,6 +41,9 @@ pub struct TrainOptions {
     pub out: PathBuf,
     pub show_progress: bool,
     pub augment: Augment,
+    /// Refit: train without validation, stop after this epoch of the schedule and keep the
+    /// model as it is then (the epoch an earlier run chose on validation).
+    pub stop_after_epoch: Option<usize>,
 }
 
 /// A decoded, resampled, normalised example.
@@ -78,14 +81,17 @@ pub fn load_clips(examples: &[Example], rate: u32) -> (Vec<Clip>, Vec<String>) {
 /// Outcome of [`train`].
 pub struct TrainReport {
     pub best_epoch: usize,
-    pub best_validation: Metrics,
+    /// `None` for a refit, which has no validation set.
+    pub best_validation: Option<Metrics>,
     pub samples_per_second: f64,
     pub seconds: f64,
     pub interrupted: bool,
 }
 
 /// Trains `config` on `train`, choosing the checkpoint on `validation`; the best model is
-/// written to `options.out` (atomically) each time it improves. `stop` ends the run early.
+/// written to `options.out` (atomically) each time it improves. With
+/// `options.stop_after_epoch`, `validation` may be empty and the model after that epoch is
+/// written instead. `stop` ends the run early.
 pub fn train(
     config: &ModelConfig,
     train: &[Clip],
@@ -95,7 +101,7 @@ pub fn train(
     device: &Device,
     stop: Arc<AtomicBool>,
 ) -> Result<TrainReport, String> {
-    if train.is_empty() || validation.is_empty() {
+    if train.is_empty() || (validation.is_empty() && options.stop_after_epoch.is_none()) {
         return Err("training and validation sets must both be non-empty".into());
     }
     let mut rng = StdRng::seed_from_u64(options.seed);
@@ -121,7 +127,7 @@ pub fn train(
             .expect("static template")
             .progress_chars("=> "),
     );
-    let mut best: Option<(usize, Metrics)> = None;
+    let mut best: Option<(usize, Option<Metrics>)> = None;
     let started = Instant::now();
     let mut seen = 0usize;
     let mut step = 0usize;
@@ -192,12 +198,32 @@ pub fn train(
                 loss_sum / count as f64,
                 correct as f64 / count as f64,
                 best.as_ref()
-                    .map(|(_, m)| format!(" best val UAR {:.3}", m.uar))
+                    .and_then(|(_, m)| m.as_ref())
+                    .map(|m| format!(" best val UAR {:.3}", m.uar))
                     .unwrap_or_default()
             ));
             bar.inc(1);
         }
         let valid_model = model.valid();
+        if let Some(last) = options.stop_after_epoch {
+            let line = format!(
+                "epoch {:>3}: train loss {:.4} acc {:.3}  (refit: no validation)",
+                epoch + 1,
+                loss_sum / count.max(1) as f64,
+                correct as f64 / count.max(1) as f64,
+            );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+            if epoch + 1 >= last {
+                checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
+                best = Some((epoch + 1, None));
+                break;
+            }
+            continue;
+        }
         let metrics = evaluate(&valid_model, validation);
         let line = format!(
             "epoch {:>3}: train loss {:.4} acc {:.3}  val {}",
@@ -211,15 +237,20 @@ pub fn train(
         } else {
             bar.println(line);
         }
-        if best.as_ref().is_none_or(|(_, m)| metrics.uar > m.uar) {
+        if best
+            .as_ref()
+            .is_none_or(|(_, m)| m.as_ref().is_none_or(|m| metrics.uar > m.uar))
+        {
             checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
-            best = Some((epoch + 1, metrics));
+            best = Some((epoch + 1, Some(metrics)));
         }
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let (best_epoch, best_validation) =
-        best.ok_or("interrupted before the first epoch ended: no checkpoint written")?;
+    let (best_epoch, best_validation) = best.ok_or(match options.stop_after_epoch {
+        Some(last) => format!("refit stopped before epoch {last}: no refit checkpoint written"),
+        None => "interrupted before the first epoch ended: no checkpoint written".to_string(),
+    })?;
     Ok(TrainReport {
         best_epoch,
         best_validation,
@@ -309,4 +340,79 @@ pub fn clip_global_norm(model: &IConNet, grads: &mut GradientsParams, max_norm: 
         model.visit(&mut scale);
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tones at 500 Hz (class 0) and 1500 Hz (class 1), 0.25 s at 8 kHz.
+    fn tone_clips() -> Vec<Clip> {
+        (0..8)
+            .map(|i| {
+                let f = if i % 2 == 0 { 500.0 } else { 1500.0 };
+                Clip {
+                    samples: (0..2000)
+                        .map(|t| (2.0 * std::f32::consts::PI * f * t as f32 / 8000.0 + i as f32).sin())
+                        .collect(),
+                    label: i % 2,
+                    path: PathBuf::from(format!("tone{i}.wav")),
+                }
+            })
+            .collect()
+    }
+
+    fn options(out: PathBuf, stop_after_epoch: Option<usize>) -> TrainOptions {
+        TrainOptions {
+            epochs: 4,
+            batch_size: 4,
+            crop_seconds: 0.2,
+            crops_per_recording: 1,
+            max_lr: 3e-3,
+            weight_decay: 0.0,
+            clip_norm: 1.0,
+            seed: 1,
+            out,
+            show_progress: false,
+            augment: Augment::NONE,
+            stop_after_epoch,
+        }
+    }
+
+    #[test]
+    fn a_refit_needs_no_validation_and_stops_at_the_chosen_epoch() {
+        let config = ModelConfig::named(
+            "tiny",
+            8000,
+            vec!["low".into(), "high".into()],
+            crate::model::PoolingKind::Attention,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clips = tone_clips();
+        let run = |opts: &TrainOptions| {
+            train(
+                &config,
+                &clips,
+                &[],
+                opts,
+                |m| ModelCard::new("tones", m),
+                &Device::flex(),
+                Arc::new(AtomicBool::new(false)),
+            )
+        };
+        let out = dir.path().join("tones.iconnet");
+        assert!(
+            run(&options(out.clone(), None)).is_err(),
+            "no validation and no refit epoch"
+        );
+        assert!(!out.exists());
+
+        let report = run(&options(out.clone(), Some(2))).unwrap();
+        assert_eq!(report.best_epoch, 2);
+        assert!(report.best_validation.is_none());
+        // Two epochs of 8 clips, not the four the schedule has.
+        assert!((report.samples_per_second * report.seconds - 16.0).abs() < 1e-6);
+        checkpoint::load(&out, &Device::flex()).unwrap();
+    }
 }
