@@ -256,6 +256,51 @@ pub fn band_energy_forward(
     (energy, saved)
 }
 
+type Planes<'a> = (&'a [f32], &'a [f32]);
+
+/// One bin of [`BinMajor::conj_product`], `out[i][j] += sum_p conj(a[i][p]) b[p][j]`, with
+/// fused multiply-adds where the CPU has them (about twice the throughput of SSE2).
+fn conj_product_bin(a: Planes, b: Planes, out: (&mut [f32], &mut [f32]), dims: (usize, usize, usize)) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { conj_product_bin_fma(a, b, out, dims) };
+    }
+    conj_product_bin_with::<false>(a, b, out, dims)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn conj_product_bin_fma(a: Planes, b: Planes, out: (&mut [f32], &mut [f32]), dims: (usize, usize, usize)) {
+    conj_product_bin_with::<true>(a, b, out, dims)
+}
+
+/// `FUSED` selects `mul_add`, which is one instruction with FMA and a slow library call without.
+#[inline(always)]
+fn conj_product_bin_with<const FUSED: bool>(
+    (a_re, a_im): Planes,
+    (b_re, b_im): Planes,
+    (out_re, out_im): (&mut [f32], &mut [f32]),
+    (m, l, n): (usize, usize, usize),
+) {
+    for i in 0..m {
+        let (o_re, o_im) = (&mut out_re[i * n..][..n], &mut out_im[i * n..][..n]);
+        for p in 0..l {
+            let (ar, ai) = (a_re[i * l + p], a_im[i * l + p]);
+            let (br, bi) = (&b_re[p * n..][..n], &b_im[p * n..][..n]);
+            for j in 0..n {
+                if FUSED {
+                    o_re[j] = ar.mul_add(br[j], ai.mul_add(bi[j], o_re[j]));
+                    o_im[j] = ar.mul_add(bi[j], (-ai).mul_add(br[j], o_im[j]));
+                } else {
+                    o_re[j] += ar * br[j] + ai * bi[j];
+                    o_im[j] += ar * bi[j] - ai * br[j];
+                }
+            }
+        }
+    }
+}
+
 /// The full `N`-bin spectrum `A + iB` of two real signals from their half spectra (`N/2 + 1`
 /// bins each; `b = None` packs `A` alone). The imaginary parts of the DC and Nyquist bins are
 /// rounding residue of real signals and are dropped, as a real inverse FFT would.
@@ -407,19 +452,9 @@ impl BinMajor {
             .zip(im.par_chunks_mut(m * n))
             .enumerate()
             .for_each(|(k, (out_re, out_im))| {
-                let (a_re, a_im) = (&a.re[k * m * l..][..m * l], &a.im[k * m * l..][..m * l]);
-                let (b_re, b_im) = (&b.re[k * l * n..][..l * n], &b.im[k * l * n..][..l * n]);
-                for i in 0..m {
-                    let (o_re, o_im) = (&mut out_re[i * n..][..n], &mut out_im[i * n..][..n]);
-                    for p in 0..l {
-                        let (ar, ai) = (a_re[i * l + p], a_im[i * l + p]);
-                        let (br, bi) = (&b_re[p * n..][..n], &b_im[p * n..][..n]);
-                        for j in 0..n {
-                            o_re[j] += ar * br[j] + ai * bi[j];
-                            o_im[j] += ar * bi[j] - ai * br[j];
-                        }
-                    }
-                }
+                let a_bin = (&a.re[k * m * l..][..m * l], &a.im[k * m * l..][..m * l]);
+                let b_bin = (&b.re[k * l * n..][..l * n], &b.im[k * l * n..][..l * n]);
+                conj_product_bin(a_bin, b_bin, (out_re, out_im), (m, l, n));
             });
         Self {
             re,
@@ -687,6 +722,23 @@ mod tests {
         };
         let direct = correlate_direct(&x[..shape.time], &h[..shape.taps], one);
         assert!(max_rel_err(&single, &direct) < 1e-4);
+    }
+
+    #[test]
+    fn complex_product_per_bin_is_the_same_with_and_without_fma() {
+        // conj(1 + 2i)(3 + 4i) + conj(5 - i)(-2 + 0.5i) = (11 - 2i) + (-10.5 + 0.5i) = 0.5 - 1.5i
+        let (a_re, a_im) = ([1.0f32, 5.0], [2.0f32, -1.0]);
+        let (b_re, b_im) = ([3.0f32, -2.0], [4.0f32, 0.5]);
+        for fused in [false, true] {
+            let (mut o_re, mut o_im) = ([0f32], [0f32]);
+            let out = (&mut o_re[..], &mut o_im[..]);
+            if fused {
+                conj_product_bin_with::<true>((&a_re, &a_im), (&b_re, &b_im), out, (1, 2, 1));
+            } else {
+                conj_product_bin_with::<false>((&a_re, &a_im), (&b_re, &b_im), out, (1, 2, 1));
+            }
+            assert_eq!((o_re[0], o_im[0]), (0.5, -1.5), "fused {fused}");
+        }
     }
 
     #[test]
