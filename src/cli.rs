@@ -629,6 +629,8 @@ fn group_list(ex: &[Example]) -> Vec<String> {
     g
 }
 
+const REFIT_PROTOCOL: &str = "split by group (speaker/actor/record): test groups never seen in training; the number of epochs chosen by validation UAR on separate groups in a first run, then the model retrained from the same seed on training + validation groups for that many epochs (--refit)";
+
 /// What every split of one `train` invocation shares.
 struct TrainContext<'a> {
     args: &'a TrainArgs,
@@ -771,7 +773,7 @@ fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, Str
         "pooling": args.pooling,
         "pooling_summary": ctx.config.pooling_summary(),
         "command": ctx.command,
-        "protocol": format!("{}-fold cross-validation grouped by speaker/actor/record (stratified by the groups' majority label); per fold, the checkpoint is chosen by validation UAR on {:.0} % of the training groups, never on the test fold", args.folds, 100.0 * args.val_fraction),
+        "protocol": format!("{}-fold cross-validation grouped by speaker/actor/record (stratified by the groups' majority label); per fold, the checkpoint is chosen by validation UAR on {:.0} % of the training groups, never on the test fold{}", args.folds, 100.0 * args.val_fraction, if args.refit { "; then, per fold, the model is retrained on training + validation groups for the chosen number of epochs (--refit) and that model is tested" } else { "" }),
         "folds": rows,
         "summary": summary,
         "pooled": pooled,
@@ -989,7 +991,10 @@ fn train_split(
     });
     let refit_card = |m: &IConNet| {
         let mut c = ModelCard::new(&name, m);
-        c.training = training_info(vec![("refit", refit_info.clone())]);
+        c.training = training_info(vec![
+            ("protocol", json!(REFIT_PROTOCOL)),
+            ("refit", refit_info.clone()),
+        ]);
         c.notes = notes.clone();
         c
     };
@@ -1008,6 +1013,7 @@ fn train_split(
     card.metrics
         .insert("validation_of_first_run".into(), json!(validation));
     run_info.extend([
+        ("protocol", json!(REFIT_PROTOCOL)),
         ("refit", refit_info),
         ("refit_samples_per_second", json!(refit_report.samples_per_second)),
         ("refit_seconds", json!(refit_report.seconds)),
