@@ -10,8 +10,8 @@
 /// Keep freed large blocks for reuse. Call once, early; the CLI, the app and the benchmarks do.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning parameters; it is called before the
-    // worker threads that allocate start, and invalid values are rejected, not applied.
+    // SAFETY: mallopt only changes allocator tuning parameters, under glibc's own arena lock,
+    // so other threads may be allocating; a value it does not accept is rejected, not applied.
     unsafe {
         // 32 MB is glibc's largest mmap threshold on 64-bit targets.
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);

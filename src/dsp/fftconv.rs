@@ -12,7 +12,8 @@
 //! The signal is cut into segments of `L` outputs; each segment's `L + K - 1` input samples are
 //! transformed once with an `N = L + K - 1` point real FFT and multiplied with every kernel's
 //! spectrum, so the work per output sample is `O(C log N)` instead of `O(C K)`. For `C > 1` the
-//! spectra are summed over input channels before the single inverse FFT per output band.
+//! spectra are summed over input channels before the single inverse FFT per output band; for
+//! `C = 1` two output bands share one complex inverse FFT (`A + iB`).
 //!
 //! Backward, given `g_e = dL/de`: `g_y = g_e[t/s]/s * sign(y)`, then
 //! `dL/dh[h,c,k] = sum_b sum_t g_y[b,h,t] x[b,c,t+k-P]` (a correlation, summed over batch and
