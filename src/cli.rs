@@ -971,12 +971,14 @@ fn train_split(
     let selected_path = out.with_extension("selected.iconnet");
     checkpoint::save(&best, &card, &selected_path)?;
     let refit_groups = group_list(&[train_ex.clone(), val_ex.clone()].concat());
+    let groups = match short_list(&refit_groups) {
+        long if refit_groups.len() > 8 => long,
+        short => format!("{} groups: {short}", refit_groups.len()),
+    };
     eprintln!(
-        "refit: {} epochs on {} recordings ({} groups: {})",
+        "refit: {} epochs on {} recordings ({groups})",
         report.best_epoch,
         train_clips.len() + val_clips.len(),
-        refit_groups.len(),
-        short_list(&refit_groups)
     );
     let all_clips: Vec<_> = train_clips.into_iter().chain(val_clips).collect();
     let refit_options = TrainOptions {
