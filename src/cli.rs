@@ -931,18 +931,21 @@ fn train_split(
         report.seconds,
         if report.interrupted { ", interrupted" } else { "" }
     );
-    let test_metrics = |model: &IConNet, label: &str| {
-        (!test_clips.is_empty()).then(|| {
-            let predicted = trainer::predict_clips(model, &test_clips);
-            let truth: Vec<usize> = test_clips.iter().map(|c| c.label).collect();
-            let metrics = Metrics::compute(&truth, &predicted, &model.config.classes);
-            println!(
-                "held-out test ({}){label}: {}",
-                short_list(&test_groups),
-                metrics.summary()
-            );
-            (metrics, truth, predicted)
-        })
+    // Tests `model` on the held-out groups (if any), prints and records the figures in `card`.
+    let test_into_card = |model: &IConNet, card: &mut ModelCard, label: &str| -> SplitOutcome {
+        if test_clips.is_empty() {
+            return (None, Vec::new(), Vec::new());
+        }
+        let predicted = trainer::predict_clips(model, &test_clips);
+        let truth: Vec<usize> = test_clips.iter().map(|c| c.label).collect();
+        let metrics = Metrics::compute(&truth, &predicted, &model.config.classes);
+        println!(
+            "held-out test ({}){label}: {}",
+            short_list(&test_groups),
+            metrics.summary()
+        );
+        card.metrics.insert("test".into(), json!(metrics));
+        (Some(metrics), truth, predicted)
     };
     // Re-open the best checkpoint, test it on the held-out groups, and record the figures.
     let (best, mut card) = checkpoint::load(out, &ctx.backend.device).map_err(|e| e.to_string())?;
@@ -955,16 +958,11 @@ fn train_split(
     ];
     card.training = training_info(run_info.clone());
     let refit = args.refit && !report.interrupted;
-    let selected_test = test_metrics(&best, if refit { " before refit" } else { "" });
-    if let Some((metrics, _, _)) = &selected_test {
-        card.metrics.insert("test".into(), json!(metrics));
-    }
+    let selected_test = test_into_card(&best, &mut card, if refit { " before refit" } else { "" });
     checkpoint::save(&best, &card, out)?;
     if !refit {
         println!("wrote {}", out.display());
-        let (metrics, truth, predicted) =
-            selected_test.map_or((None, vec![], vec![]), |(m, t, p)| (Some(m), t, p));
-        return Ok((metrics, truth, predicted));
+        return Ok(selected_test);
     }
 
     // Refit: the chosen number of epochs, on training and validation groups together.
@@ -989,7 +987,7 @@ fn train_split(
         "epochs": report.best_epoch,
         "groups": refit_groups,
         "chosen_by": format!("validation UAR on {} in a first run (kept as {})", short_list(&group_list(&val_ex)), selected_path.display()),
-        "first_run_test": selected_test.as_ref().map(|(m, _, _)| json!(m)),
+        "first_run_test": selected_test.0,
     });
     let refit_card = |m: &IConNet| {
         let mut c = ModelCard::new(&name, m);
@@ -1021,11 +1019,8 @@ fn train_split(
         ("refit_seconds", json!(refit_report.seconds)),
     ]);
     card.training = training_info(run_info);
-    let result = test_metrics(&model, " after refit");
-    if let Some((metrics, _, _)) = &result {
-        card.metrics.insert("test".into(), json!(metrics));
-    }
+    let result = test_into_card(&model, &mut card, " after refit");
     checkpoint::save(&model, &card, out)?;
     println!("wrote {} (first run: {})", out.display(), selected_path.display());
-    Ok(result.map_or((None, vec![], vec![]), |(m, t, p)| (Some(m), t, p)))
+    Ok(result)
 }

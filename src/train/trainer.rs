@@ -205,44 +205,44 @@ pub fn train(
             bar.inc(1);
         }
         let valid_model = model.valid();
-        if let Some(last) = options.stop_after_epoch {
-            let line = format!(
-                "epoch {:>3}: train loss {:.4} acc {:.3}  (refit: no validation)",
-                epoch + 1,
-                loss_sum / count.max(1) as f64,
-                correct as f64 / count.max(1) as f64,
-            );
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
-            if epoch + 1 >= last {
-                checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
-                best = Some((epoch + 1, None));
-                break;
-            }
-            continue;
-        }
-        let metrics = evaluate(&valid_model, validation);
+        // A refit has no validation set: it only reports training figures and stops at `last`.
+        let metrics = options
+            .stop_after_epoch
+            .is_none()
+            .then(|| evaluate(&valid_model, validation));
         let line = format!(
-            "epoch {:>3}: train loss {:.4} acc {:.3}  val {}",
+            "epoch {:>3}: train loss {:.4} acc {:.3}  {}",
             epoch + 1,
             loss_sum / count.max(1) as f64,
             correct as f64 / count.max(1) as f64,
-            metrics.summary()
+            metrics
+                .as_ref()
+                .map_or("(refit: no validation)".to_string(), |m| format!(
+                    "val {}",
+                    m.summary()
+                ))
         );
         if bar.is_hidden() {
             eprintln!("{line}");
         } else {
             bar.println(line);
         }
-        if best
-            .as_ref()
-            .is_none_or(|(_, m)| m.as_ref().is_none_or(|m| metrics.uar > m.uar))
-        {
-            checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
-            best = Some((epoch + 1, Some(metrics)));
+        match (options.stop_after_epoch, metrics) {
+            (Some(last), _) if epoch + 1 >= last => {
+                checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
+                best = Some((epoch + 1, None));
+                break;
+            }
+            (_, Some(metrics))
+                if best
+                    .as_ref()
+                    .and_then(|(_, m)| m.as_ref())
+                    .is_none_or(|m| metrics.uar > m.uar) =>
+            {
+                checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
+                best = Some((epoch + 1, Some(metrics)));
+            }
+            _ => {}
         }
     }
     bar.finish_and_clear();
