@@ -1,5 +1,6 @@
 //! The IConNet model in burn: configurations, FIR front-end, pooling, head, checkpoints.
 
+pub mod activation;
 pub mod checkpoint;
 pub mod config;
 pub mod context;

@@ -5,8 +5,8 @@ use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Gradients, Tensor, TensorData};
-use rayon::prelude::*;
 
+use super::activation::nlrelu_in_place;
 use super::config::{FrontEndConfig, ModelConfig};
 use super::context::TemporalContext;
 use super::fir_bank::FirBank;
@@ -503,35 +503,6 @@ pub fn nlrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     relu(x).log1p()
 }
 
-/// [`nlrelu`] on plain values, in place and in parallel, for the forward pass without a tape.
-pub fn nlrelu_in_place(values: &mut [f32]) {
-    values.par_chunks_mut(1 << 14).for_each(|chunk| {
-        for v in chunk {
-            *v = ln_1p_nonnegative(v.max(0.0));
-        }
-    });
-}
-
-/// `ln(1 + x)` for finite `x >= 0`, within a few ulp, without calls or branches so that loops
-/// over it vectorise (glibc's `log1pf` took 9 % of a 30 s PCG analysis).
-///
-/// `u = 1 + x` is split as `2^e m` with `m` in `[sqrt(1/2), sqrt(2))` (the exponent trick of
-/// musl's `logf`); `ln m = 2 atanh(s)`, `s = (m - 1)/(m + 1)`, `|s| <= 0.172`, by its series to
-/// `s^9`; the rounding error of `1 + x` is added back as `(x - (u - 1)) / u`.
-#[inline(always)]
-fn ln_1p_nonnegative(x: f32) -> f32 {
-    const SQRT_HALF_BITS: u32 = 0x3f35_04f3;
-    let u = 1.0 + x;
-    let lost = x - (u - 1.0);
-    let offset = u.to_bits().wrapping_sub(SQRT_HALF_BITS);
-    let e = ((offset as i32) >> 23) as f32;
-    let m = f32::from_bits((offset & 0x007f_ffff) + SQRT_HALF_BITS);
-    let s = (m - 1.0) / (m + 1.0);
-    let z = s * s;
-    let series = 1.0 + z * (1.0 / 3.0 + z * (1.0 / 5.0 + z * (1.0 / 7.0 + z * (1.0 / 9.0))));
-    e * std::f32::consts::LN_2 + 2.0 * s * series + lost / u
-}
-
 /// Average pool along time with window = stride = `s`; a trailing partial window is dropped.
 /// `[batch, channels, time]` -> `[batch, channels, time / s]`.
 pub fn avg_pool_time(x: Tensor<3>, s: usize) -> Tensor<3> {
@@ -586,34 +557,5 @@ mod tests {
         );
         let y = values(nlrelu(x));
         assert!(y[0] == 0.0 && y[1] == 0.0 && (y[2] - 1.0).abs() < 1e-6);
-
-        let mut plain = vec![-2.0f32, 0.0, std::f32::consts::E - 1.0];
-        nlrelu_in_place(&mut plain);
-        assert!(plain[0] == 0.0 && plain[1] == 0.0 && (plain[2] - 1.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn ln_1p_matches_f64_from_denormal_to_huge() {
-        // Log-spaced over 1e-30 .. 1e30, plus the edges of the mantissa split and of 1 + x.
-        let mut xs: Vec<f32> = (0..=6000).map(|i| 10f32.powf(-30.0 + i as f32 * 0.01)).collect();
-        xs.extend([
-            0.0,
-            f32::MIN_POSITIVE,
-            1e-45,
-            0.414_213_5,
-            0.414_213_6,
-            1.0,
-            2.0,
-            f32::EPSILON,
-        ]);
-        for x in xs {
-            let exact = (x as f64).ln_1p();
-            let got = ln_1p_nonnegative(x) as f64;
-            let ulp = (exact as f32).abs().max(f32::MIN_POSITIVE) as f64 * f32::EPSILON as f64;
-            assert!(
-                (got - exact).abs() <= 3.0 * ulp,
-                "ln_1p({x}) = {got}, exact {exact}"
-            );
-        }
     }
 }

@@ -5,6 +5,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{softmax, tanh};
 use burn::tensor::{Bool, Device, Tensor};
 
+use super::activation::tanh_untracked;
 use super::config::PoolingKind;
 
 /// `score_t = v^T tanh(W f_t + b)`, `alpha = softmax over valid frames`.
@@ -43,9 +44,13 @@ impl TemporalPooling {
         let weights = match (&self.projection, &self.score) {
             (Some(projection), Some(score)) => {
                 let per_frame = features.clone().swap_dims(1, 2); // [B, T, C]
-                let scores = score
-                    .forward(tanh(projection.forward(per_frame)))
-                    .reshape([batch, frames]);
+                let hidden = projection.forward(per_frame);
+                let hidden = if hidden.device().is_autodiff() {
+                    tanh(hidden)
+                } else {
+                    tanh_untracked(hidden)
+                };
+                let scores = score.forward(hidden).reshape([batch, frames]);
                 let scores = scores.mask_fill(padding, -1e9);
                 softmax(scores, 1) * valid
             }
