@@ -176,8 +176,16 @@ pub fn band_energy_forward(
 
     // Single-channel rows go in pairs: one complex inverse FFT of `A + iB` returns row A's
     // output as its real part and row B's as its imaginary part, which skips the real-FFT
-    // pre-processing pass that took a third of the inverse transforms' time.
+    // pre-processing pass that took a third of the inverse transforms' time. With an even
+    // number of filters a pair never spans two clips, and `A + iB` is one product of the
+    // input's full spectrum with the pair's combined kernel spectrum (see `KernelSpectra::paired`).
     let rows_per_job = if channel_sums.is_some() { 1 } else { 2 };
+    let paired = (c_in == 1 && filters % 2 == 0).then(|| {
+        (
+            h_spec.paired(f, plan.n, filters),
+            full_spectra(&x_spec, f, plan.n),
+        )
+    });
     let energy_chunks = energy.chunks_mut((rows_per_job * t_out).max(1));
     let sign_chunks: Vec<Option<&mut [u64]>> = if keep {
         sign_bits.chunks_mut(rows_per_job * w).map(Some).collect()
@@ -212,11 +220,24 @@ pub fn band_energy_forward(
                     let xs = &x_spec[(b * plan.segments + s) * f..][..f];
                     hs.iter().zip(xs).map(|(hv, xv)| hv.conj() * xv)
                 };
-                let mut z = vec![Complex32::default(); plan.n];
+                let n = plan.n;
+                let mut z = vec![Complex32::default(); n];
                 let mut scratch = vec![Complex32::default(); plan.pair_inv.get_inplace_scratch_len()];
                 for s in 0..plan.segments {
-                    let second = (rows == 2).then(|| product(first_row + 1, s));
-                    pack_pair(product(first_row, s), second, &mut z);
+                    match &paired {
+                        Some((pairs, x_full)) => {
+                            let (b, h) = (first_row / filters, first_row % filters);
+                            let pair = &pairs[h / 2 * n..][..n];
+                            let xs = &x_full[(b * plan.segments + s) * n..][..n];
+                            for (zv, (pv, xv)) in z.iter_mut().zip(pair.iter().zip(xs)) {
+                                *zv = pv * xv;
+                            }
+                        }
+                        None => {
+                            let second = (rows == 2).then(|| product(first_row + 1, s));
+                            pack_pair(product(first_row, s), second, &mut z);
+                        }
+                    }
                     plan.pair_inv.process_with_scratch(&mut z, &mut scratch);
                     let start = s * plan.seg;
                     let end = (start + plan.seg).min(time);
@@ -330,6 +351,28 @@ fn pack_pair(
     }
 }
 
+/// The full `N`-bin spectrum of a real signal from its `N/2 + 1` half-spectrum bins:
+/// `X[N - k] = conj(X[k])`. The imaginary parts of the DC and Nyquist bins are rounding residue
+/// and are dropped, as a real inverse FFT would.
+fn mirror(half: &[Complex32], full: &mut [Complex32]) {
+    let h = full.len() / 2;
+    full[..=h].copy_from_slice(half);
+    full[0].im = 0.0;
+    full[h].im = 0.0;
+    for (dst, src) in full[h + 1..].iter_mut().zip(half[1..h].iter().rev()) {
+        *dst = src.conj();
+    }
+}
+
+/// [`mirror`] of every spectrum in `half` (`f` bins each): `[rows, N]`.
+fn full_spectra(half: &[Complex32], f: usize, n: usize) -> Vec<Complex32> {
+    let mut full = vec![Complex32::default(); half.len() / f * n];
+    full.par_chunks_mut(n)
+        .zip(half.par_chunks(f))
+        .for_each(|(full, half)| mirror(half, full));
+    full
+}
+
 /// Input spectra `[B, C, S, F]`, segment `s` holding `x[s L - P ..][..N]` (zeros outside).
 fn input_spectra(x: &[f32], shape: BandEnergyShape, plan: &Plan) -> Vec<Complex32> {
     let f = plan.bins();
@@ -379,16 +422,38 @@ fn cached_kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -
     MEMO.get_or_insert_with(key, || KernelSpectra {
         spectra: kernel_spectra(kernels, shape, plan),
         by_bin: OnceLock::new(),
+        paired: OnceLock::new(),
     })
 }
 
-/// Kernel spectra `[H, C, F]` and, built on first use, the same values bin-major.
+/// Kernel spectra `[H, C, F]` and, built on first use, the same values bin-major or paired.
 struct KernelSpectra {
     spectra: Vec<Complex32>,
     by_bin: OnceLock<BinMajor>,
+    paired: OnceLock<Vec<Complex32>>,
 }
 
 impl KernelSpectra {
+    /// For single-channel kernels, `P_j = conj(H_2j) + i conj(H_2j+1)` over all `N` bins (full
+    /// spectra), `[H/2, N]`. For a real input with full spectrum `X`, `P_j X` is the spectrum
+    /// `A + iB` of both bands' outputs, mirror half included: `conj(H(N-k)) = H(k)` and
+    /// `X(N-k) = conj(X(k))` give `conj(A(k)) + i conj(B(k))` there, as [`pack_pair`] writes it.
+    fn paired(&self, f: usize, n: usize, filters: usize) -> &[Complex32] {
+        self.paired.get_or_init(|| {
+            let mut out = vec![Complex32::default(); filters / 2 * n];
+            out.par_chunks_mut(n).enumerate().for_each(|(j, pair)| {
+                let mut a = vec![Complex32::default(); n];
+                let mut b = vec![Complex32::default(); n];
+                mirror(&self.spectra[2 * j * f..][..f], &mut a);
+                mirror(&self.spectra[(2 * j + 1) * f..][..f], &mut b);
+                for (p, (a, b)) in pair.iter_mut().zip(a.iter().zip(&b)) {
+                    *p = Complex32::new(a.re + b.im, b.re - a.im);
+                }
+            });
+            out
+        })
+    }
+
     fn by_bin(&self, f: usize, filters: usize, in_channels: usize) -> &BinMajor {
         self.by_bin.get_or_init(|| {
             BinMajor::gather(&self.spectra, f, filters, in_channels, |h, c| {
@@ -702,7 +767,12 @@ mod tests {
             batch: 1,
             ..single_channel
         };
-        for shape in [base, single_channel, odd_rows] {
+        // An even number of filters takes the combined pair spectra instead.
+        let even_filters = BandEnergyShape {
+            in_channels: 1,
+            ..base
+        };
+        for shape in [base, single_channel, odd_rows, even_filters] {
             let x = noise(shape.batch * shape.in_channels * shape.time, 1);
             let h = noise(shape.filters * shape.in_channels * shape.taps, 2);
             let (energy, _) = band_energy_forward(&x, &h, shape, false);
@@ -745,16 +815,27 @@ mod tests {
     #[test]
     fn backward_matches_finite_differences() {
         backward_matches_finite_differences_for(2, &[0, 7, 14, 33, 89], &[0, 5, 150, 299, 301, 777, 1199]);
-        // One input channel: the forward pass pairs rows, and the signs of both must be kept.
+        // One input channel: the forward pass pairs rows, and the signs of both must be kept,
+        // whether a pair may span two clips (3 filters) or takes the combined spectra (4).
         backward_matches_finite_differences_for(1, &[0, 7, 14, 33, 44], &[0, 5, 150, 299, 301, 599]);
+        backward_matches_finite_differences_for_filters(1, 4, &[0, 7, 33, 44, 59], &[0, 5, 299, 301, 599]);
     }
 
     fn backward_matches_finite_differences_for(in_channels: usize, h_indices: &[usize], x_indices: &[usize]) {
+        backward_matches_finite_differences_for_filters(in_channels, 3, h_indices, x_indices);
+    }
+
+    fn backward_matches_finite_differences_for_filters(
+        in_channels: usize,
+        filters: usize,
+        h_indices: &[usize],
+        x_indices: &[usize],
+    ) {
         let shape = BandEnergyShape {
             batch: 2,
             in_channels,
             time: 300,
-            filters: 3,
+            filters,
             taps: 15,
             stride: 3,
         };
