@@ -210,6 +210,10 @@ pub struct TrainArgs {
     /// so the pooled frames see the order of sounds over ~31 of them.
     #[arg(long)]
     pub context: bool,
+    /// Kernel length of each FIR block, comma separated and odd (M13: 511,127). The
+    /// architectures were sized for 16 kHz speech: at 2 kHz, 511 taps span 255 ms.
+    #[arg(long, value_delimiter = ',')]
+    pub taps: Vec<usize>,
     /// After validation has chosen the epoch, train again from the same seed on the training
     /// and validation groups together, stop at that epoch and keep that model (the first
     /// model is kept beside it as `<out>.selected.iconnet`). Test groups stay unseen.
@@ -670,6 +674,9 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     }
     config.pooling_std = args.pooling_std;
     config.context = args.context.then(ContextConfig::standard);
+    if !args.taps.is_empty() {
+        config.set_taps(&args.taps)?;
+    }
     config.validate()?;
     let backend = backend::select(choice)?;
     eprintln!(

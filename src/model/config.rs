@@ -215,6 +215,28 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// Sets the kernel length of each FIR block (and the narrowest bandwidth the kernel can
+    /// resolve, `1/K` of the sample rate). The architectures were sized for 16 kHz speech,
+    /// where 511 taps are 32 ms; at 2 kHz the same taps span 255 ms, longer than a heart sound.
+    pub fn set_taps(&mut self, taps: &[usize]) -> Result<(), String> {
+        let FrontEndConfig::Fir { blocks } = &mut self.front_end else {
+            return Err(format!("--taps needs a FIR front-end, not {}", self.arch));
+        };
+        if taps.len() != blocks.len() {
+            return Err(format!(
+                "{} has {} FIR blocks, got {} kernel lengths",
+                self.arch,
+                blocks.len(),
+                taps.len()
+            ));
+        }
+        for (block, &k) in blocks.iter_mut().zip(taps) {
+            block.taps = k;
+            block.min_bandwidth = 1.0 / k as f64;
+        }
+        self.validate()
+    }
+
     /// Checks the invariants the model code relies on.
     pub fn validate(&self) -> Result<(), String> {
         if self.classes.len() < 2 {
@@ -408,6 +430,24 @@ mod tests {
         assert_eq!(c.feature_channels(), 161);
         c.context.as_mut().unwrap().kernel = 4;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn kernel_lengths_can_be_set_per_block() {
+        let classes = vec!["a".into(), "b".into()];
+        let mut c = ModelConfig::named("m13", 2000, classes.clone(), PoolingKind::Attention).unwrap();
+        c.set_taps(&[127, 31]).unwrap();
+        let FrontEndConfig::Fir { blocks } = &c.front_end else {
+            unreachable!()
+        };
+        assert_eq!((blocks[0].taps, blocks[1].taps), (127, 31));
+        assert_eq!(blocks[1].min_bandwidth, 1.0 / 31.0);
+        // Block 1: 126 taps + 7 pooled samples; block 2: (30 + 1) steps of 8 samples.
+        assert_eq!(c.receptive_field(), 1 + 126 + 7 + 30 * 8 + 8);
+        assert!(c.set_taps(&[127]).is_err());
+        assert!(c.set_taps(&[128, 31]).is_err());
+        let mut mel = ModelConfig::named("logmel", 2000, classes, PoolingKind::Attention).unwrap();
+        assert!(mel.set_taps(&[127]).is_err());
     }
 
     #[test]
