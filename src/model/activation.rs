@@ -97,6 +97,25 @@ fn exp_nonpositive(y: f32) -> f32 {
 mod tests {
     use super::*;
 
+    /// `f(x)` is within `ulps` f32 ulp of the f64 value `exact(x)` for every `x`.
+    fn assert_within_ulp(
+        name: &str,
+        xs: &[f32],
+        ulps: f64,
+        f: impl Fn(f32) -> f32,
+        exact: impl Fn(f64) -> f64,
+    ) {
+        for &x in xs {
+            let want = exact(x as f64);
+            let got = f(x) as f64;
+            let ulp = (want as f32).abs().max(f32::MIN_POSITIVE) as f64 * f32::EPSILON as f64;
+            assert!(
+                (got - want).abs() <= ulps * ulp,
+                "{name}({x}) = {got}, exact {want}"
+            );
+        }
+    }
+
     #[test]
     fn ln_1p_matches_f64_from_denormal_to_huge() {
         // Log-spaced over 1e-30 .. 1e30, plus the edges of the mantissa split and of 1 + x.
@@ -111,15 +130,7 @@ mod tests {
             2.0,
             f32::EPSILON,
         ]);
-        for x in xs {
-            let exact = (x as f64).ln_1p();
-            let got = ln_1p_nonnegative(x) as f64;
-            let ulp = (exact as f32).abs().max(f32::MIN_POSITIVE) as f64 * f32::EPSILON as f64;
-            assert!(
-                (got - exact).abs() <= 3.0 * ulp,
-                "ln_1p({x}) = {got}, exact {exact}"
-            );
-        }
+        assert_within_ulp("ln_1p", &xs, 3.0, ln_1p_nonnegative, f64::ln_1p);
     }
 
     #[test]
@@ -149,15 +160,7 @@ mod tests {
             30.0,
             -1e30,
         ]);
-        for x in xs {
-            let exact = (x as f64).tanh();
-            let got = tanh_branchless(x) as f64;
-            let ulp = (exact as f32).abs().max(f32::MIN_POSITIVE) as f64 * f32::EPSILON as f64;
-            assert!(
-                (got - exact).abs() <= 3.0 * ulp,
-                "tanh({x}) = {got}, exact {exact}"
-            );
-        }
+        assert_within_ulp("tanh", &xs, 3.0, tanh_branchless, f64::tanh);
         assert!(tanh_branchless(-0.0).is_sign_negative());
     }
 
