@@ -5,3 +5,4 @@ pub mod dataset;
 pub mod metrics;
 pub mod radam;
 pub mod trainer;
+pub mod weight_average;

@@ -20,6 +20,7 @@ use super::augment::Augment;
 use super::dataset::Example;
 use super::metrics::Metrics;
 use super::radam::{RAdam, one_cycle_lr};
+use super::weight_average::WeightAverage;
 use crate::audio;
 use crate::model::checkpoint::{self, ModelCard};
 use crate::model::{AudioBatch, IConNet, ModelConfig};
@@ -44,6 +45,9 @@ pub struct TrainOptions {
     /// Refit: train without validation, stop after this epoch of the schedule and keep the
     /// model as it is then (the epoch an earlier run chose on validation).
     pub stop_after_epoch: Option<usize>,
+    /// Validate and keep an exponential moving average of the weights over about this many
+    /// epochs instead of the last step's weights (see [`WeightAverage`]).
+    pub average_epochs: Option<f64>,
 }
 
 /// A decoded, resampled, normalised example.
@@ -127,6 +131,9 @@ pub fn train(
             .expect("static template")
             .progress_chars("=> "),
     );
+    let mut average = options
+        .average_epochs
+        .map(|epochs| WeightAverage::over_steps(epochs * steps_per_epoch as f64));
     let mut best: Option<(usize, Option<Metrics>)> = None;
     let started = Instant::now();
     let mut seen = 0usize;
@@ -187,6 +194,9 @@ pub fn train(
             clip_global_norm(&model, &mut grads, options.clip_norm);
             let lr = one_cycle_lr(step, total_steps, options.max_lr);
             model = optim.step(lr, model, grads);
+            if let Some(average) = average.as_mut() {
+                average.update(&model);
+            }
             step += 1;
             seen += chunk.len();
             loss_sum += loss_value as f64 * chunk.len() as f64;
@@ -204,7 +214,10 @@ pub fn train(
             ));
             bar.inc(1);
         }
-        let valid_model = model.valid();
+        let valid_model = match &average {
+            Some(average) => average.apply(model.valid()),
+            None => model.valid(),
+        };
         // A refit has no validation set: it only reports training figures and stops at `last`.
         let metrics = options
             .stop_after_epoch
@@ -376,6 +389,7 @@ mod tests {
             show_progress: false,
             augment: Augment::NONE,
             stop_after_epoch,
+            average_epochs: None,
         }
     }
 
@@ -414,5 +428,46 @@ mod tests {
         // Two epochs of 8 clips, not the four the schedule has.
         assert!((report.samples_per_second * report.seconds - 16.0).abs() < 1e-6);
         checkpoint::load(&out, &Device::flex()).unwrap();
+    }
+
+    #[test]
+    fn weight_averaging_keeps_the_averaged_model() {
+        let config = ModelConfig::named(
+            "tiny",
+            8000,
+            vec!["low".into(), "high".into()],
+            crate::model::PoolingKind::Attention,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clips = tone_clips();
+        let run = |average_epochs, name: &str| {
+            let out = dir.path().join(name);
+            let opts = TrainOptions {
+                average_epochs,
+                ..options(out.clone(), None)
+            };
+            let report = train(
+                &config,
+                &clips,
+                &clips,
+                &opts,
+                |m| ModelCard::new("tones", m),
+                &Device::flex(),
+                Arc::new(AtomicBool::new(false)),
+            )
+            .unwrap();
+            let (model, _) = checkpoint::load(&out, &Device::flex()).unwrap();
+            (report, model)
+        };
+        let (_, last_step) = run(None, "last.iconnet");
+        let (report, averaged) = run(Some(1.0), "averaged.iconnet");
+        // The same seed and batches: only the averaging differs, and it changes the weights kept.
+        let logits = |m: &IConNet| -> Vec<f32> {
+            let batch = AudioBatch::from_clips(&[&clips[0].samples[..]], config.min_samples());
+            m.forward(&batch).logits.into_data().try_to_vec().unwrap()
+        };
+        assert!(report.best_validation.is_some());
+        assert_ne!(logits(&last_step), logits(&averaged));
     }
 }
