@@ -64,6 +64,7 @@ fn short_training_beats_chance_on_an_unseen_speaker() {
         show_progress: false,
         augment: iconnet::train::augment::Augment::DEFAULT,
         stop_after_epoch: None,
+        average_epochs: None,
     };
     let device = Device::flex();
     let report = train(
