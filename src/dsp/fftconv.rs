@@ -814,18 +814,17 @@ mod tests {
 
     #[test]
     fn backward_matches_finite_differences() {
-        backward_matches_finite_differences_for(2, &[0, 7, 14, 33, 89], &[0, 5, 150, 299, 301, 777, 1199]);
+        backward_matches_finite_differences_for(2, 3, &[0, 7, 14, 33, 89], &[0, 5, 150, 299, 301, 777, 1199]);
         // One input channel: the forward pass pairs rows, and the signs of both must be kept,
         // whether a pair may span two clips (3 filters) or takes the combined spectra (4).
-        backward_matches_finite_differences_for(1, &[0, 7, 14, 33, 44], &[0, 5, 150, 299, 301, 599]);
-        backward_matches_finite_differences_for_filters(1, 4, &[0, 7, 33, 44, 59], &[0, 5, 299, 301, 599]);
+        // Filter 1's taps are left out: with these seeds its outputs sit near zero often enough
+        // that central differences straddle the kink of |y| (the numeric value moves with eps,
+        // while the analytic one equals the direct form's sign(y)-weighted sum).
+        backward_matches_finite_differences_for(1, 3, &[0, 7, 14, 33, 44], &[0, 5, 150, 299, 301, 599]);
+        backward_matches_finite_differences_for(1, 4, &[0, 7, 33, 44, 59], &[0, 5, 299, 301, 599]);
     }
 
-    fn backward_matches_finite_differences_for(in_channels: usize, h_indices: &[usize], x_indices: &[usize]) {
-        backward_matches_finite_differences_for_filters(in_channels, 3, h_indices, x_indices);
-    }
-
-    fn backward_matches_finite_differences_for_filters(
+    fn backward_matches_finite_differences_for(
         in_channels: usize,
         filters: usize,
         h_indices: &[usize],
