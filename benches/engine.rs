@@ -99,6 +99,22 @@ fn kernels_and_front_end(c: &mut Criterion) {
     group.finish();
 }
 
+/// The temporal context alone on the front-end frames of 30 s at 2 kHz (161 channels, 3750
+/// frames): pool by 4, 1x1 projection, four dilated convolutions with LayerNorm.
+fn context(c: &mut Criterion) {
+    iconnet::memory::keep_freed_memory();
+    let device = Device::flex();
+    let layers = iconnet::model::context::TemporalContext::new(&ContextConfig::standard(), 161, &device);
+    let frames: Vec<f32> = (0..161).flat_map(|ch| signal(3750, 250.0 + ch as f32)).collect();
+    let x = Tensor::<3>::from_data(TensorData::new(frames, [1, 161, 3750]), &device);
+    let mut group = c.benchmark_group("context");
+    group.sample_size(20);
+    group.bench_function("161 ch x 3750 frames (30 s PCG)", |b| {
+        b.iter(|| black_box(layers.forward(x.clone(), &[3750]).0.into_data()))
+    });
+    group.finish();
+}
+
 fn predict(c: &mut Criterion) {
     iconnet::memory::keep_freed_memory();
     let device = Device::flex();
@@ -107,7 +123,30 @@ fn predict(c: &mut Criterion) {
     common::write_wav16(&heart_wav, &signal(60_000, 2000.0), 2000);
     let speech_wav = dir.path().join("speech.wav");
     common::write_wav16(&speech_wav, &signal(48_000, 16000.0), 16000);
+    // The bundled heart model (M13 + context + statistics pooling) on the first 30 s of the
+    // real start-up record: the figure a clinician waits for.
+    let record = iconnet::audio::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/samples/a0013.wav"
+    )))
+    .unwrap();
+    let record_wav = dir.path().join("a0013-30s.wav");
+    common::write_wav16(&record_wav, &record.samples[..60_000], record.sample_rate);
+    let heart_model = iconnet::model::checkpoint::load(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/models/heart.iconnet"
+        )),
+        &device,
+    )
+    .unwrap()
+    .0;
     let cases = [
+        (
+            "bundled heart model, 30 s of a0013 @2 kHz",
+            &record_wav,
+            heart_model,
+        ),
         ("m13, 30 s PCG @2 kHz", &heart_wav, model("m13", 2000, &device)),
         (
             "m13 + context, 30 s PCG @2 kHz",
@@ -166,5 +205,5 @@ fn train_step(c: &mut Criterion) {
     black_box(m.valid());
 }
 
-criterion_group!(engine, kernels_and_front_end, predict, train_step);
+criterion_group!(engine, kernels_and_front_end, context, predict, train_step);
 criterion_main!(engine);
