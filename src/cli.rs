@@ -224,6 +224,10 @@ pub struct TrainArgs {
     /// model is kept beside it as `<out>.selected.iconnet`). Test groups stay unseen.
     #[arg(long)]
     pub refit: bool,
+    /// Weight each class's loss by the inverse of its share of the training examples, for
+    /// unbalanced sets (RAVDESS has half as many neutral utterances as of each other emotion).
+    #[arg(long)]
+    pub balanced_loss: bool,
 }
 
 #[derive(Args, Debug)]
@@ -881,6 +885,7 @@ fn train_split(
         },
         stop_after_epoch: None,
         average_epochs: args.average_epochs,
+        balanced_loss: args.balanced_loss,
     };
     let name = out
         .file_stem()
@@ -915,6 +920,7 @@ fn train_split(
             ("augmentation", json!(augmentation)),
             ("weight_average", json!(args.average_epochs.map_or("none (the last step's weights)".to_string(), |e| format!("exponential moving average over ~{e} epochs, validated and kept instead of the last step's weights")))),
             ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
+            ("loss", json!(if args.balanced_loss { "cross-entropy, class weights N / (K n_c) from the training examples" } else { "cross-entropy" })),
             ("train_groups", json!(group_list(&train_ex))),
             ("validation_groups", json!(group_list(&val_ex))),
             ("test_groups", json!(test_groups)),

@@ -48,6 +48,29 @@ pub struct TrainOptions {
     /// Validate and keep an exponential moving average of the weights over about this many
     /// epochs instead of the last step's weights (see [`WeightAverage`]).
     pub average_epochs: Option<f64>,
+    /// Weight each class's cross-entropy by `N / (K · n_c)` over the training clips, so that a
+    /// class with half the examples (RAVDESS neutral) counts as much as the others.
+    pub balanced_loss: bool,
+}
+
+/// Cross-entropy weights `N / (K · n_c)` for `K` classes from training labels: 1 for a
+/// balanced set; a class absent from `labels` gets 1 (it contributes nothing either way, and
+/// burn requires positive weights).
+pub fn balanced_class_weights(labels: &[usize], classes: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; classes];
+    for &l in labels {
+        counts[l] += 1;
+    }
+    counts
+        .iter()
+        .map(|&n| {
+            if n == 0 {
+                1.0
+            } else {
+                (labels.len() as f64 / (classes as f64 * n as f64)) as f32
+            }
+        })
+        .collect()
 }
 
 /// A decoded, resampled, normalised example.
@@ -116,7 +139,14 @@ pub fn train(
         weight_decay: options.weight_decay as f32,
         ..Default::default()
     });
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let labels: Vec<usize> = train.iter().map(|c| c.label).collect();
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_weights(
+            options
+                .balanced_loss
+                .then(|| balanced_class_weights(&labels, config.classes.len())),
+        )
+        .init(&device);
     let crop = ((options.crop_seconds * config.sample_rate as f64) as usize).max(config.min_samples());
     let per_recording = options.crops_per_recording.max(1);
     let steps_per_epoch = (train.len() * per_recording).div_ceil(options.batch_size);
@@ -390,7 +420,22 @@ mod tests {
             augment: Augment::NONE,
             stop_after_epoch,
             average_epochs: None,
+            balanced_loss: false,
         }
+    }
+
+    #[test]
+    fn balanced_weights_are_inverse_class_frequencies() {
+        // 3 of class 0, 1 of class 1, none of class 2: N / (K n_c) = 4 / (3 · 3), 4 / (3 · 1).
+        let w = balanced_class_weights(&[0, 0, 1, 0], 3);
+        assert!(
+            (w[0] - 4.0 / 9.0).abs() < 1e-6 && (w[1] - 4.0 / 3.0).abs() < 1e-6,
+            "{w:?}"
+        );
+        assert_eq!(w[2], 1.0);
+        // Each present class then carries the same total weight: 3 · 4/9 = 1 · 4/3.
+        assert!((3.0 * w[0] - w[1]).abs() < 1e-6);
+        assert_eq!(balanced_class_weights(&[0, 1, 1, 0], 2), vec![1.0, 1.0]);
     }
 
     #[test]
