@@ -139,13 +139,12 @@ pub fn train(
         weight_decay: options.weight_decay as f32,
         ..Default::default()
     });
-    let labels: Vec<usize> = train.iter().map(|c| c.label).collect();
+    let class_weights = options.balanced_loss.then(|| {
+        let labels: Vec<usize> = train.iter().map(|c| c.label).collect();
+        balanced_class_weights(&labels, config.classes.len())
+    });
     let loss_fn = CrossEntropyLossConfig::new()
-        .with_weights(
-            options
-                .balanced_loss
-                .then(|| balanced_class_weights(&labels, config.classes.len())),
-        )
+        .with_weights(class_weights)
         .init(&device);
     let crop = ((options.crop_seconds * config.sample_rate as f64) as usize).max(config.min_samples());
     let per_recording = options.crops_per_recording.max(1);
