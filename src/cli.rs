@@ -120,9 +120,11 @@ pub struct PredictArgs {
     /// Recordings to classify.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Bundled model name or checkpoint path (default: the first bundled model found).
-    #[arg(long)]
-    pub model: Option<String>,
+    /// Bundled model name or checkpoint path (default: the first bundled model found); several
+    /// (comma separated or repeated) predict as an ensemble: probabilities and attention
+    /// weights averaged over the members (same classes, sample rate and strides).
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<String>,
     /// Print one JSON array with an object per file.
     #[arg(long)]
     pub json: bool,
@@ -162,8 +164,14 @@ pub struct TrainArgs {
     /// Global gradient-norm clip.
     #[arg(long, default_value_t = 1.0)]
     pub clip_norm: f64,
+    /// Seed of the weights' initialisation, crops and augmentation (and of the splits, unless
+    /// --split-seed is given).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Seed of the folds and the validation split alone (default: --seed), so runs that differ in
+    /// --seed are tested and validated on the same groups (members of an ensemble).
+    #[arg(long)]
+    pub split_seed: Option<u64>,
     /// Groups (speakers/actors/records) held out as the test set, comma separated.
     #[arg(long, value_delimiter = ',')]
     pub holdout: Vec<String>,
@@ -234,9 +242,14 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     /// Data folder (any layout `train` reads).
     pub data: PathBuf,
-    /// Bundled model name or checkpoint path.
+    /// Bundled model name or checkpoint path; several (comma separated or repeated) evaluate
+    /// their ensemble: the class probabilities of the members averaged per recording.
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<String>,
+    /// Also write each recording's class probabilities to this CSV file
+    /// (file, group, true class, predicted class, one column per class).
     #[arg(long)]
-    pub model: Option<String>,
+    pub predictions: Option<PathBuf>,
     /// Evaluate only these groups (speakers/actors/records), comma separated.
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
@@ -441,33 +454,85 @@ fn explain_report(args: ExplainArgs, choice: BackendChoice) -> Result<i32, Strin
     })
 }
 
-fn load_model(
-    name: Option<&str>,
-    choice: BackendChoice,
-) -> Result<(IConNet, ModelCard, PathBuf, String), String> {
-    let path = resolve_model(name)?;
-    let backend = backend::select(choice)?;
-    let (model, card) = checkpoint::load(&path, &backend.device).map_err(|e| e.to_string())?;
-    Ok((model, card, path, backend.description))
+/// One checkpoint of an ensemble, with its card and where it came from.
+type Member = (IConNet, ModelCard, PathBuf);
+
+/// Loads the `--model` list (empty: the default bundled model) onto `device`; every member
+/// must have the first one's classes.
+fn load_members(names: &[String], device: &burn::tensor::Device) -> Result<Vec<Member>, String> {
+    let names: Vec<Option<&str>> = if names.is_empty() {
+        vec![None]
+    } else {
+        names.iter().map(|m| Some(m.as_str())).collect()
+    };
+    let mut members: Vec<Member> = Vec::new();
+    for name in names {
+        let path = resolve_model(name)?;
+        let (model, card) = checkpoint::load(&path, device).map_err(|e| e.to_string())?;
+        if let Some((first, _, first_path)) = members.first()
+            && model.config.classes != first.config.classes
+        {
+            return Err(format!(
+                "{}: its classes ({}) are not those of {} ({}); an ensemble needs the same classes",
+                path.display(),
+                model.config.classes.join(", "),
+                first_path.display(),
+                first.config.classes.join(", ")
+            ));
+        }
+        members.push((model, card, path));
+    }
+    Ok(members)
 }
 
 fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
-    let (model, card, path, backend) = load_model(args.model.as_deref(), choice)?;
+    let backend = backend::select(choice)?;
+    let members = load_members(&args.model, &backend.device)?;
+    let (first, _, first_path) = &members[0];
+    for (model, _, path) in &members[1..] {
+        if model.config.sample_rate != first.config.sample_rate
+            || model.config.total_stride() != first.config.total_stride()
+        {
+            return Err(format!(
+                "{}: an ensemble needs the sample rate and strides of {}",
+                path.display(),
+                first_path.display()
+            ));
+        }
+    }
+    let model_name = members
+        .iter()
+        .map(|(_, c, _)| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    let rate = first.config.sample_rate;
     if !args.json {
-        eprintln!("model {} ({}), backend {backend}", card.name, path.display());
+        for (_, card, path) in &members {
+            eprintln!(
+                "model {} ({}), backend {}",
+                card.name,
+                path.display(),
+                backend.description
+            );
+        }
     }
     let mut results = Vec::new();
     let mut failed = 0;
     for file in &args.files {
-        match crate::audio::load_for_model(file, model.config.sample_rate) {
+        match crate::audio::load_for_model(file, rate) {
             Ok((samples, decoded)) => {
-                let a = explain::analyse(&model, &samples);
+                let a = explain::average_analyses(
+                    members
+                        .iter()
+                        .map(|(m, _, _)| explain::analyse(m, &samples))
+                        .collect(),
+                )?;
                 for w in &decoded.warnings {
                     eprintln!("warning: {}: {w}", file.display());
                 }
                 if args.json {
                     let mut result =
-                        explain::export::probabilities_json(&file.display().to_string(), &card.name, &a);
+                        explain::export::probabilities_json(&file.display().to_string(), &model_name, &a);
                     result["attention"] = json!({ "times_s": a.times_s, "weights": a.attention });
                     results.push(result);
                 } else {
@@ -506,55 +571,118 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
 }
 
 fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
-    let (model, card, path, backend) = load_model(args.model.as_deref(), choice)?;
+    let backend = backend::select(choice)?;
+    let members = load_members(&args.model, &backend.device)?;
+    let (first, first_card, first_path) = &members[0];
+    let classes = first.config.classes.clone();
     let mut data = dataset::discover(&args.data)?;
     if let Some(spec) = &args.classes {
         data = data.map_classes(spec)?;
     }
-    if data.classes != model.config.classes {
+    if data.classes != classes {
         return Err(format!(
             "{}: the model's classes ({}) are not the data's ({}); use --classes",
-            path.display(),
-            model.config.classes.join(", "),
+            first_path.display(),
+            classes.join(", "),
             data.classes.join(", ")
         ));
     }
     let mut groups = args.groups.clone();
     if args.card_test_groups {
-        groups = card
-            .training
-            .get("test_groups")
-            .and_then(|g| g.as_array())
-            .map(|g| g.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-            .ok_or_else(|| format!("{}: the model card lists no test groups", path.display()))?;
+        let test_groups = |card: &ModelCard, path: &Path| -> Result<Vec<String>, String> {
+            card.training
+                .get("test_groups")
+                .and_then(|g| g.as_array())
+                .map(|g| g.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .ok_or_else(|| format!("{}: the model card lists no test groups", path.display()))
+        };
+        groups = test_groups(first_card, first_path)?;
+        // A member tested elsewhere may have trained on these groups: its vote would leak.
+        for (_, card, path) in &members[1..] {
+            if test_groups(card, path)? != groups {
+                return Err(format!(
+                    "{}: its card's test groups differ from those of {}; ensemble members must share them (train with the same --split-seed)",
+                    path.display(),
+                    first_path.display()
+                ));
+            }
+        }
     }
     let examples = subset(data.examples, &groups, args.limit);
     if examples.is_empty() {
         return Err("no examples to evaluate (check --groups)".into());
     }
-    let (clips, errors) = trainer::load_clips(&examples, model.config.sample_rate);
-    for e in &errors {
-        eprintln!("skipped: {e}");
+    let mut sum: Vec<Vec<f32>> = Vec::new();
+    let mut truth = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut errors = Vec::new();
+    for (i, (model, card, path)) in members.iter().enumerate() {
+        let (clips, e) = trainer::load_clips(&examples, model.config.sample_rate);
+        if i == 0 {
+            for e in &e {
+                eprintln!("skipped: {e}");
+            }
+            errors = e;
+            truth = clips.iter().map(|c| c.label).collect();
+            files = clips.iter().map(|c| c.path.clone()).collect();
+            sum = vec![vec![0.0; classes.len()]; clips.len()];
+        } else if clips.iter().map(|c| &c.path).ne(files.iter()) {
+            return Err(format!(
+                "{}: it could not read the same recordings as {} (another sample rate?)",
+                path.display(),
+                first_path.display()
+            ));
+        }
+        eprintln!(
+            "model {} ({}), backend {}, {} recordings",
+            card.name,
+            path.display(),
+            backend.description,
+            clips.len()
+        );
+        for (acc, p) in sum.iter_mut().zip(trainer::clip_probabilities(model, &clips)) {
+            for (a, v) in acc.iter_mut().zip(p) {
+                *a += v / members.len() as f32;
+            }
+        }
     }
-    eprintln!(
-        "model {} ({}), backend {backend}, {} recordings",
-        card.name,
-        path.display(),
-        clips.len()
-    );
-    let metrics = trainer::evaluate(&model, &clips);
+    let predicted: Vec<usize> = sum.iter().map(|p| crate::explain::argmax(p)).collect();
+    let metrics = Metrics::compute(&truth, &predicted, &classes);
+    if let Some(out) = &args.predictions {
+        let group_of: std::collections::HashMap<&Path, &str> = examples
+            .iter()
+            .map(|e| (e.path.as_path(), e.group.as_str()))
+            .collect();
+        let mut csv = format!("file,group,true,predicted,{}\n", classes.join(","));
+        for (((file, &t), &p), probs) in files.iter().zip(&truth).zip(&predicted).zip(&sum) {
+            let cells: Vec<String> = probs.iter().map(|v| format!("{v:.6}")).collect();
+            csv.push_str(&format!(
+                "{},{},{},{},{}\n",
+                file.display(),
+                group_of.get(file.as_path()).copied().unwrap_or(""),
+                classes[t],
+                classes[p],
+                cells.join(",")
+            ));
+        }
+        std::fs::write(out, csv).map_err(|e| format!("{}: {e}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?
         );
     } else {
+        if members.len() > 1 {
+            println!("ensemble of {} models (probabilities averaged)", members.len());
+        }
         println!("{}", metrics.summary());
         println!(
             "confusion (rows: true, columns: predicted): {}",
-            model.config.classes.join(" ")
+            classes.join(" ")
         );
-        for (class, row) in model.config.classes.iter().zip(&metrics.confusion) {
+        for (class, row) in classes.iter().zip(&metrics.confusion) {
             let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
             println!("{class:>12} {}", cells.join(""));
         }
@@ -723,7 +851,11 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         let (test, rest): (Vec<Example>, Vec<Example>) = examples
             .into_iter()
             .partition(|e| args.holdout.contains(&e.group));
-        train_split(&ctx, rest, test, &args.out, args.seed)?;
+        let seeds = Seeds {
+            split: args.split_seed.unwrap_or(args.seed),
+            train: args.seed,
+        };
+        train_split(&ctx, rest, test, &args.out, seeds)?;
         return Ok(0);
     }
     cross_validate(&ctx, examples)
@@ -733,7 +865,8 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
 /// checkpoint of each run is chosen on validation groups carved from the other folds.
 fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, String> {
     let args = ctx.args;
-    let folds = dataset::group_folds(&examples, args.folds, args.seed);
+    let split_seed = args.split_seed.unwrap_or(args.seed);
+    let folds = dataset::group_folds(&examples, args.folds, split_seed);
     let stem = args.out.with_extension("");
     let mut rows = Vec::new();
     let mut truth_all = Vec::new();
@@ -758,7 +891,11 @@ fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, Str
             test.len(),
             group_list(&test).len()
         );
-        let (metrics, truth, predicted) = train_split(ctx, rest, test.clone(), &out, args.seed + k as u64)?;
+        let seeds = Seeds {
+            split: split_seed + k as u64,
+            train: args.seed + k as u64,
+        };
+        let (metrics, truth, predicted) = train_split(ctx, rest, test.clone(), &out, seeds)?;
         truth_all.extend(truth);
         predicted_all.extend(predicted);
         rows.push(json!({ "fold": k + 1, "checkpoint": out.display().to_string(),
@@ -824,6 +961,13 @@ fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, Str
     Ok(0)
 }
 
+/// Seeds of one split: `split` draws the validation groups, `train` everything else.
+#[derive(Clone, Copy)]
+struct Seeds {
+    split: u64,
+    train: u64,
+}
+
 /// Test metrics of one split, with the labels and predictions behind them (for pooling).
 type SplitOutcome = (Option<Metrics>, Vec<usize>, Vec<usize>);
 
@@ -834,10 +978,11 @@ fn train_split(
     rest: Vec<Example>,
     test: Vec<Example>,
     out: &Path,
-    seed: u64,
+    seeds: Seeds,
 ) -> Result<SplitOutcome, String> {
     let args = ctx.args;
-    let (train_ex, val_ex) = dataset::split_groups(&rest, args.val_fraction, seed);
+    let seed = seeds.train;
+    let (train_ex, val_ex) = dataset::split_groups(&rest, args.val_fraction, seeds.split);
     let test_groups = group_list(&test);
     eprintln!(
         "{} layout, {} classes; train {} ({} groups), validation {} ({} groups: {}), test {} ({})",
@@ -913,6 +1058,7 @@ fn train_split(
             ("layout", json!(ctx.data.layout)),
             ("command", json!(ctx.command)),
             ("seed", json!(seed)),
+            ("split_seed", json!(seeds.split)),
             ("epochs", json!(args.epochs)),
             ("batch_size", json!(args.batch_size)),
             ("crop_seconds", json!(args.crop_seconds)),

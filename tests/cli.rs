@@ -108,6 +108,94 @@ fn train_then_predict_json_with_one_bad_file() {
     assert_eq!(metrics["n"], 30);
     assert_eq!(metrics["accuracy"], card["metrics"]["test"]["accuracy"]);
 
+    // An ensemble of the model with itself: the same figures, and one CSV row per recording.
+    let csv = dir.path().join("predictions.csv");
+    let both = format!("{0},{0}", model.display());
+    let eval = iconnet()
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json"])
+        .args(["--card-test-groups", "--limit", "3", "--model", &both])
+        .args(["--predictions", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let ensemble: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(ensemble["confusion"], metrics["confusion"]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..4], ["file", "group", "true", "predicted"]);
+    assert_eq!(header.len(), 4 + 10);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 30);
+    let mut correct = 0;
+    for row in &rows {
+        assert_eq!(row[1], "lucas");
+        let p: Vec<f64> = row[4..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{row:?}");
+        let top = (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        assert_eq!(header[4 + top], row[3]);
+        correct += usize::from(row[2] == row[3]);
+    }
+    assert_eq!(correct as f64 / 30.0, metrics["accuracy"].as_f64().unwrap());
+
+    // A member tested on other groups could have trained on these: refused, naming it.
+    let other = dir.path().join("other.iconnet");
+    let out = iconnet()
+        .args(["train", shared_data().join("fsdd").to_str().unwrap()])
+        .args(["--arch", "tiny", "--epochs", "1", "--limit", "3", "--quiet"])
+        .args(["--groups", "jackson,theo,lucas", "--holdout", "theo"])
+        .args(["--out", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mixed = format!("{},{}", model.display(), other.display());
+    let out = iconnet()
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap()])
+        .args(["--card-test-groups", "--limit", "3", "--model", &mixed])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("other.iconnet") && err.contains("test groups"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // predict with both models: each probability and attention weight is the members' mean.
+    let predict_json = |models: &str| -> serde_json::Value {
+        let out = iconnet()
+            .args(["predict", "--json", "--model", models, good.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+    };
+    let (a, b) = (
+        predict_json(model.to_str().unwrap()),
+        predict_json(other.to_str().unwrap()),
+    );
+    let e = predict_json(&mixed);
+    assert_eq!(e["model"], "tiny+other");
+    let num = |v: &serde_json::Value| v.as_f64().unwrap();
+    for (class, p) in e["probabilities"].as_object().unwrap() {
+        let mean = (num(&a["probabilities"][class]) + num(&b["probabilities"][class])) / 2.0;
+        assert!((num(p) - mean).abs() < 1e-6, "{class}: {p} against {mean}");
+    }
+    let weights = |v: &serde_json::Value| -> Vec<f64> {
+        v["attention"]["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(num)
+            .collect()
+    };
+    let (wa, wb, we) = (weights(&a), weights(&b), weights(&e));
+    assert_eq!(we.len(), wa.len());
+    for ((x, y), z) in wa.iter().zip(&wb).zip(&we) {
+        assert!((z - (x + y) / 2.0).abs() < 1e-6);
+    }
+
     let plain = iconnet()
         .args([
             "predict",
@@ -195,6 +283,33 @@ fn grouped_cross_validation_writes_a_report() {
     assert_eq!(report["pooled"]["n"], 80);
     assert!(report["summary"]["uar"]["sd"].is_number());
     assert!(dir.path().join("cv.fold1.iconnet").is_file() && dir.path().join("cv.fold2.iconnet").is_file());
+
+    // Another training seed with the first run's split seed (the default seed, 0): the same
+    // folds and validation groups, so the two runs can be ensembled fold by fold.
+    let member = dir.path().join("member.iconnet");
+    let run = iconnet()
+        .args(["train", shared_data().join("fsdd").to_str().unwrap()])
+        .args(["--arch", "tiny", "--epochs", "1", "--limit", "2", "--quiet"])
+        .args(["--groups", "jackson,theo,lucas,nicolas", "--folds", "2"])
+        .args(["--val-fraction", "0.3", "--seed", "7", "--split-seed", "0"])
+        .args(["--out", member.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for k in 1..=2 {
+        let card = |stem: &str| -> serde_json::Value {
+            let path = dir.path().join(format!("{stem}.fold{k}.json"));
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        };
+        let (first, second) = (card("cv")["training"].clone(), card("member")["training"].clone());
+        assert_eq!(first["test_groups"], second["test_groups"], "fold {k}");
+        assert_eq!(
+            first["validation_groups"], second["validation_groups"],
+            "fold {k}"
+        );
+        assert_eq!(first["split_seed"], second["split_seed"], "fold {k}");
+        assert_ne!(first["seed"], second["seed"], "fold {k}");
+    }
 
     let both = iconnet()
         .args([

@@ -150,9 +150,88 @@ pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
     }
 }
 
+/// The analysis of an ensemble: class probabilities and attention weights averaged over the
+/// members' analyses of the same clip. Band energies are left out: each member has its own
+/// filters, so their bands do not line up.
+pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
+    let mut members = members.into_iter();
+    let mut first = members.next().ok_or("an ensemble needs at least one model")?;
+    let mut n = 1.0f32;
+    for a in members {
+        if a.classes != first.classes {
+            return Err(format!(
+                "ensemble members disagree on the classes ({} against {})",
+                a.classes.join(", "),
+                first.classes.join(", ")
+            ));
+        }
+        if a.attention.len() != first.attention.len() {
+            return Err(format!(
+                "ensemble members see different frames ({} against {}): they need the same sample rate and strides",
+                a.attention.len(),
+                first.attention.len()
+            ));
+        }
+        for (x, y) in first.probabilities.iter_mut().zip(&a.probabilities) {
+            *x += y;
+        }
+        for (x, y) in first.attention.iter_mut().zip(&a.attention) {
+            *x += y;
+        }
+        n += 1.0;
+    }
+    if n > 1.0 {
+        first.probabilities.iter_mut().for_each(|p| *p /= n);
+        first.attention.iter_mut().for_each(|w| *w /= n);
+        first.band_energy = None;
+        first.top_class = argmax(&first.probabilities);
+    }
+    Ok(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn analysis(probabilities: Vec<f32>, attention: Vec<f32>) -> Analysis {
+        Analysis {
+            classes: vec!["normal".into(), "abnormal".into()],
+            top_class: argmax(&probabilities),
+            probabilities,
+            times_s: frame_centres(attention.len(), 0.5),
+            attention,
+            frame_s: 0.5,
+            band_energy: Some(vec![vec![1.0]]),
+            band_energy_frame_s: 0.1,
+        }
+    }
+
+    #[test]
+    fn an_ensemble_averages_probabilities_and_attention() {
+        let a = analysis(vec![0.8, 0.2], vec![0.5, 0.25, 0.25]);
+        let b = analysis(vec![0.2, 0.8], vec![0.0, 0.0, 1.0]);
+        let c = analysis(vec![0.35, 0.65], vec![0.1, 0.2, 0.7]);
+        let e = average_analyses(vec![a.clone(), b, c]).unwrap();
+        // (0.8 + 0.2 + 0.35) / 3 = 0.45; (0.2 + 0.8 + 0.65) / 3 = 0.55.
+        assert!((e.probabilities[0] - 0.45).abs() < 1e-6 && (e.probabilities[1] - 0.55).abs() < 1e-6);
+        assert_eq!(e.top_class, 1);
+        // (0.5 + 0 + 0.1) / 3 = 0.2, (0.25 + 0 + 0.2) / 3 = 0.15, (0.25 + 1 + 0.7) / 3 = 0.65.
+        for (w, expected) in e.attention.iter().zip([0.2, 0.15, 0.65]) {
+            assert!((w - expected).abs() < 1e-6, "{:?}", e.attention);
+        }
+        assert!(e.band_energy.is_none());
+        assert_eq!(
+            average_analyses(vec![a.clone()]).unwrap().band_energy,
+            a.band_energy
+        );
+        let short = analysis(vec![0.5, 0.5], vec![1.0]);
+        assert!(
+            average_analyses(vec![a, short])
+                .unwrap_err()
+                .contains("different frames")
+        );
+        assert!(average_analyses(vec![]).is_err());
+    }
 
     #[test]
     fn argmax_takes_the_last_maximum_and_frames_are_centred() {

@@ -302,11 +302,12 @@ pub fn train(
     })
 }
 
-/// Predictions for whole recordings, batched by similar length.
-pub fn predict_clips(model: &IConNet, clips: &[Clip]) -> Vec<usize> {
+/// Class probabilities (softmax) of whole recordings, `[clips][classes]`, batched by similar
+/// length.
+pub fn clip_probabilities(model: &IConNet, clips: &[Clip]) -> Vec<Vec<f32>> {
     let mut order: Vec<usize> = (0..clips.len()).collect();
     order.sort_by_key(|&i| clips[i].samples.len());
-    let mut predicted = vec![0usize; clips.len()];
+    let mut probabilities = vec![Vec::new(); clips.len()];
     let min = model.config.min_samples();
     // Batches of at most ~1M samples keep memory bounded for long recordings.
     let mut start = 0;
@@ -320,12 +321,20 @@ pub fn predict_clips(model: &IConNet, clips: &[Clip]) -> Vec<usize> {
         }
         let refs: Vec<&[f32]> = order[start..end].iter().map(|&i| &clips[i].samples[..]).collect();
         let out = model.forward(&AudioBatch::from_clips(&refs, min));
-        for (k, p) in argmax_rows(out.logits).into_iter().enumerate() {
-            predicted[order[start + k]] = p;
+        for (k, row) in softmax_rows(out.logits).into_iter().enumerate() {
+            probabilities[order[start + k]] = row;
         }
         start = end;
     }
-    predicted
+    probabilities
+}
+
+/// Predictions for whole recordings (the most probable class of each).
+pub fn predict_clips(model: &IConNet, clips: &[Clip]) -> Vec<usize> {
+    clip_probabilities(model, clips)
+        .iter()
+        .map(|p| crate::explain::argmax(p))
+        .collect()
 }
 
 /// Metrics of `model` on whole recordings.
@@ -333,6 +342,16 @@ pub fn evaluate(model: &IConNet, clips: &[Clip]) -> Metrics {
     let predicted = predict_clips(model, clips);
     let truth: Vec<usize> = clips.iter().map(|c| c.label).collect();
     Metrics::compute(&truth, &predicted, &model.config.classes)
+}
+
+/// Row-wise softmax of `[batch, classes]` logits, as plain rows.
+fn softmax_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, k] = logits.dims();
+    let values: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
+        .into_data()
+        .try_to_vec()
+        .expect("f32 probabilities");
+    values.chunks(k).map(<[f32]>::to_vec).collect()
 }
 
 fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
