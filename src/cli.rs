@@ -601,7 +601,7 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         for (_, card, path) in &members[1..] {
             if test_groups(card, path)? != groups {
                 return Err(format!(
-                    "{}: its card's test groups differ from those of {}; ensemble members must share them (train with the same --split-seed)",
+                    "{}: its card's test groups differ from those of {}; ensemble members must share them (the same fold of runs with the same --split-seed)",
                     path.display(),
                     first_path.display()
                 ));
