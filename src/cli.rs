@@ -616,13 +616,22 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     let mut truth = Vec::new();
     let mut files: Vec<PathBuf> = Vec::new();
     let mut errors = Vec::new();
+    // Members at the same rate share one decoded, resampled copy of the recordings.
+    let mut loaded: Option<(u32, Vec<trainer::Clip>)> = None;
     for (i, (model, card, path)) in members.iter().enumerate() {
-        let (clips, e) = trainer::load_clips(&examples, model.config.sample_rate);
+        let rate = model.config.sample_rate;
+        if loaded.as_ref().is_none_or(|(r, _)| *r != rate) {
+            let (clips, e) = trainer::load_clips(&examples, rate);
+            if i == 0 {
+                errors = e;
+            }
+            loaded = Some((rate, clips));
+        }
+        let clips = &loaded.as_ref().expect("loaded above").1;
         if i == 0 {
-            for e in &e {
+            for e in &errors {
                 eprintln!("skipped: {e}");
             }
-            errors = e;
             truth = clips.iter().map(|c| c.label).collect();
             files = clips.iter().map(|c| c.path.clone()).collect();
             sum = vec![vec![0.0; classes.len()]; clips.len()];
@@ -640,7 +649,7 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
             backend.description,
             clips.len()
         );
-        for (acc, p) in sum.iter_mut().zip(trainer::clip_probabilities(model, &clips)) {
+        for (acc, p) in sum.iter_mut().zip(trainer::clip_probabilities(model, clips)) {
             for (a, v) in acc.iter_mut().zip(p) {
                 *a += v / members.len() as f32;
             }
