@@ -623,15 +623,15 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         if loaded.as_ref().is_none_or(|(r, _)| *r != rate) {
             let (clips, e) = trainer::load_clips(&examples, rate);
             if i == 0 {
+                for e in &e {
+                    eprintln!("skipped: {e}");
+                }
                 errors = e;
             }
             loaded = Some((rate, clips));
         }
         let clips = &loaded.as_ref().expect("loaded above").1;
         if i == 0 {
-            for e in &errors {
-                eprintln!("skipped: {e}");
-            }
             truth = clips.iter().map(|c| c.label).collect();
             files = clips.iter().map(|c| c.path.clone()).collect();
             sum = vec![vec![0.0; classes.len()]; clips.len()];
