@@ -144,7 +144,9 @@ fn train_then_predict_json_with_one_bad_file() {
         .args(["train", shared_data().join("fsdd").to_str().unwrap()])
         .args(["--arch", "tiny", "--epochs", "1", "--limit", "3", "--quiet"])
         .args(["--groups", "jackson,theo,lucas", "--holdout", "theo"])
-        .args(["--out", other.to_str().unwrap()])
+        // Another seed: with these three speakers both runs train on jackson alone, and the
+        // same seed would make the two models identical (and every mean below trivially true).
+        .args(["--seed", "1", "--out", other.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -161,6 +163,37 @@ fn train_then_predict_json_with_one_bad_file() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // On groups named explicitly the two evaluate together: every probability in the CSV is
+    // the mean of the two members' own.
+    let probabilities = |models: &str, name: &str| -> Vec<Vec<f64>> {
+        let csv = dir.path().join(name);
+        let out = iconnet()
+            .args(["eval", shared_data().join("fsdd").to_str().unwrap()])
+            .args(["--groups", "lucas", "--limit", "3", "--model", models])
+            .args(["--predictions", csv.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').skip(4).map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let (pa, pb) = (
+        probabilities(model.to_str().unwrap(), "a.csv"),
+        probabilities(other.to_str().unwrap(), "b.csv"),
+    );
+    let pe = probabilities(&mixed, "e.csv");
+    assert_eq!(pe.len(), 30);
+    assert_ne!(pa, pb, "the two members must differ for the mean to be tested");
+    for ((ra, rb), re) in pa.iter().zip(&pb).zip(&pe) {
+        for ((x, y), z) in ra.iter().zip(rb).zip(re) {
+            assert!((z - (x + y) / 2.0).abs() < 2e-6, "{z} against {x}, {y}");
+        }
+    }
 
     // predict with both models: each probability and attention weight is the members' mean.
     let predict_json = |models: &str| -> serde_json::Value {
