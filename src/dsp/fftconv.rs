@@ -128,9 +128,20 @@ impl BandEnergyShape {
 pub struct BandEnergySaved {
     shape: BandEnergyShape,
     plan: Plan,
+    /// Input spectra `[B, C, S, F]`; empty when `x_bins` holds them.
     x_spec: Vec<Complex32>,
+    /// With several input channels, the input spectra bin-major, `[F, C, B S]`, as the forward
+    /// pass used them.
+    x_bins: Option<BinMajor>,
     h_spec: Arc<KernelSpectra>,
     sign_bits: Vec<u64>,
+}
+
+impl BandEnergySaved {
+    /// The shapes of the forward pass this was saved from.
+    pub fn shape(&self) -> BandEnergyShape {
+        self.shape
+    }
 }
 
 fn words(t: usize) -> usize {
@@ -166,13 +177,15 @@ pub fn band_energy_forward(
     let mut sign_bits = vec![0u64; if keep { batch * filters * w } else { 0 }];
     // With several input channels the sum over channels is, bin by bin, a small complex matrix
     // product; done bin-major it streams each spectrum once instead of once per filter.
-    let channel_sums = (c_in > 1).then(|| {
+    let x_bins = (c_in > 1).then(|| {
         let segs = plan.segments;
-        let x_bins = BinMajor::gather(&x_spec, f, c_in, batch * segs, |c, col| {
+        BinMajor::gather(&x_spec, f, c_in, batch * segs, |c, col| {
             ((col / segs * c_in + c) * segs + col % segs) * f
-        });
-        BinMajor::conj_product(h_spec.by_bin(f, filters, c_in), &x_bins)
+        })
     });
+    let channel_sums = x_bins
+        .as_ref()
+        .map(|x_bins| BinMajor::conj_product(h_spec.by_bin(f, filters, c_in), x_bins));
 
     // Single-channel rows go in pairs: one complex inverse FFT of `A + iB` returns row A's
     // output as its real part and row B's as its imaginary part, which skips the real-FFT
@@ -271,7 +284,9 @@ pub fn band_energy_forward(
     let saved = keep.then(|| BandEnergySaved {
         shape,
         plan,
-        x_spec,
+        // The backward pass of a multi-channel block reads the bin-major copy only.
+        x_spec: if x_bins.is_some() { Vec::new() } else { x_spec },
+        x_bins,
         h_spec,
         sign_bits,
     });
@@ -595,7 +610,7 @@ pub fn band_energy_backward(
             }
         };
 
-    if !input_grad {
+    if !input_grad && saved.x_bins.is_none() {
         // Kernel gradients only (the first block in training): each filter's g_y spectra are
         // used once, as soon as they are made, instead of being stored for every (b, h, s)
         // (for 8 × 3 s at 16 kHz, 230 MB that had to be zeroed and faulted in).
@@ -627,7 +642,7 @@ pub fn band_energy_backward(
         return (g_kernels, None);
     }
 
-    // Spectra of g_y per (b, h, segment), kept: the input gradient reads them again.
+    // Spectra of g_y per (b, h, segment), kept: both gradients read them.
     let mut gy_spec = vec![Complex32::default(); batch * filters * segs * f];
     gy_spec.par_chunks_mut(f).enumerate().for_each(|(idx, spec)| {
         let mut buf = vec![0f32; plan.n];
@@ -636,52 +651,74 @@ pub fn band_energy_backward(
         plan.forward(&mut buf, spec, &mut scratch);
     });
 
-    g_kernels.par_chunks_mut(taps).enumerate().for_each(|(idx, g_k)| {
-        let (h, c) = (idx / c_in, idx % c_in);
+    // Where the spectrum of column `p = b S + s` of filter `h` starts in `gy_spec`.
+    let gy_offset = |p: usize, h: usize| ((p / segs * filters + h) * segs + p % segs) * f;
+    match &saved.x_bins {
+        // Several input channels: both sums are, bin by bin, complex matrix products (as in the
+        // forward pass), which stream each spectrum once instead of once per (filter, channel).
+        Some(x_bins) => {
+            // [F, C, BS] x [F, BS, H]: conj(X)^T Gy = conj(dL/dH)^T, bin by bin.
+            let gy_cols = BinMajor::gather(&gy_spec, f, batch * segs, filters, gy_offset);
+            let conj_grads = BinMajor::conj_product(x_bins, &gy_cols);
+            g_kernels.par_chunks_mut(taps).enumerate().for_each(|(idx, g_k)| {
+                let (h, c) = (idx / c_in, idx % c_in);
+                let mut acc = vec![Complex32::default(); f];
+                conj_grads.scatter(c, h, &mut acc);
+                acc.iter_mut().for_each(|v| *v = v.conj());
+                let mut out = vec![0f32; plan.n];
+                let mut scratch = vec![Complex32::default(); plan.scratch_len()];
+                kernel_gradient(&mut acc, g_k, &mut out, &mut scratch);
+            });
+        }
+        None => g_kernels.par_chunks_mut(taps).enumerate().for_each(|(idx, g_k)| {
+            let (h, c) = (idx / c_in, idx % c_in);
+            let mut acc = vec![Complex32::default(); f];
+            for b in 0..batch {
+                for s in 0..segs {
+                    let gs = &gy_spec[((b * filters + h) * segs + s) * f..][..f];
+                    let xs = &saved.x_spec[((b * c_in + c) * segs + s) * f..][..f];
+                    for ((a, g), x) in acc.iter_mut().zip(gs).zip(xs) {
+                        *a += g.conj() * x;
+                    }
+                }
+            }
+            let mut out = vec![0f32; plan.n];
+            let mut scratch = vec![Complex32::default(); plan.scratch_len()];
+            kernel_gradient(&mut acc, g_k, &mut out, &mut scratch);
+        }),
+    }
+
+    if !input_grad {
+        return (g_kernels, None);
+    }
+    // dL/dx[b, c] segment s = IFFT(sum_h H[h, c] Gy[b, h, s]), as [F, C, H] x [F, H, BS] with
+    // the first factor conjugated back: conj(conj(H)) Gy.
+    let conj_kernels = {
+        let mut k = BinMajor::gather(&saved.h_spec.spectra, f, c_in, filters, |c, h| (h * c_in + c) * f);
+        k.im.iter_mut().for_each(|v| *v = -*v);
+        k
+    };
+    let gy_rows = BinMajor::gather(&gy_spec, f, filters, batch * segs, |h, p| gy_offset(p, h));
+    let gx_spec = BinMajor::conj_product(&conj_kernels, &gy_rows);
+    let pad = taps / 2;
+    let mut g_x = vec![0f32; batch * c_in * time];
+    g_x.par_chunks_mut(time).enumerate().for_each(|(bc, gx_row)| {
+        let (b, c) = (bc / c_in, bc % c_in);
         let mut acc = vec![Complex32::default(); f];
-        for b in 0..batch {
-            for s in 0..segs {
-                let gs = &gy_spec[((b * filters + h) * segs + s) * f..][..f];
-                let xs = &saved.x_spec[((b * c_in + c) * segs + s) * f..][..f];
-                for ((a, g), x) in acc.iter_mut().zip(gs).zip(xs) {
-                    *a += g.conj() * x;
+        let mut out = vec![0f32; plan.n];
+        let mut scratch = vec![Complex32::default(); plan.scratch_len()];
+        for s in 0..segs {
+            gx_spec.scatter(c, b * segs + s, &mut acc);
+            plan.inverse(&mut acc, &mut out, &mut scratch);
+            let origin = (s * plan.seg) as isize - pad as isize;
+            for (n, v) in out[..plan.seg + taps - 1].iter().enumerate() {
+                let u = origin + n as isize;
+                if u >= 0 && (u as usize) < time {
+                    gx_row[u as usize] += v;
                 }
             }
         }
-        let mut out = vec![0f32; plan.n];
-        let mut scratch = vec![Complex32::default(); plan.scratch_len()];
-        kernel_gradient(&mut acc, g_k, &mut out, &mut scratch);
     });
-
-    let g_x = {
-        let pad = taps / 2;
-        let mut g_x = vec![0f32; batch * c_in * time];
-        g_x.par_chunks_mut(time).enumerate().for_each(|(bc, gx_row)| {
-            let (b, c) = (bc / c_in, bc % c_in);
-            let mut acc = vec![Complex32::default(); f];
-            let mut out = vec![0f32; plan.n];
-            let mut scratch = vec![Complex32::default(); plan.scratch_len()];
-            for s in 0..segs {
-                acc.iter_mut().for_each(|v| *v = Complex32::default());
-                for h in 0..filters {
-                    let hs = &saved.h_spec.spectra[(h * c_in + c) * f..][..f];
-                    let gs = &gy_spec[((b * filters + h) * segs + s) * f..][..f];
-                    for ((a, hv), g) in acc.iter_mut().zip(hs).zip(gs) {
-                        *a += hv * g;
-                    }
-                }
-                plan.inverse(&mut acc, &mut out, &mut scratch);
-                let origin = (s * plan.seg) as isize - pad as isize;
-                for (n, v) in out[..plan.seg + taps - 1].iter().enumerate() {
-                    let u = origin + n as isize;
-                    if u >= 0 && (u as usize) < time {
-                        gx_row[u as usize] += v;
-                    }
-                }
-            }
-        });
-        g_x
-    };
     (g_kernels, Some(g_x))
 }
 

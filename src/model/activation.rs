@@ -1,6 +1,6 @@
-//! Activations on plain `f32` values, for the forward pass without an autodiff tape: branch-free
-//! so that loops over them vectorise, in place and in parallel. The tracked forward pass uses
-//! burn's own operations; tests hold these to a few ulp of the exact values.
+//! Activations on plain `f32` values: branch-free so that loops over them vectorise, in place
+//! and in parallel. NLReLU serves both forward passes (the tracked one keeps its slope for the
+//! FIR blocks' CPU backward); tests hold these to a few ulp of the exact values.
 
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
@@ -12,6 +12,23 @@ pub fn nlrelu_in_place(values: &mut [f32]) {
             *v = ln_1p_nonnegative(v.max(0.0));
         }
     });
+}
+
+/// NLReLU in place, returning its slope `d ln(1 + max(0, x)) / dx`: `1 / (1 + x)` where `x > 0`,
+/// 0 elsewhere (as burn's `relu` then `log1p` would give), for the tracked forward pass.
+pub fn nlrelu_in_place_with_slope(values: &mut [f32]) -> Vec<f32> {
+    let mut slope = vec![0f32; values.len()];
+    values
+        .par_chunks_mut(1 << 14)
+        .zip(slope.par_chunks_mut(1 << 14))
+        .for_each(|(chunk, slope)| {
+            for (v, d) in chunk.iter_mut().zip(slope) {
+                let x = v.max(0.0);
+                *d = if x > 0.0 { 1.0 / (1.0 + x) } else { 0.0 };
+                *v = ln_1p_nonnegative(x);
+            }
+        });
+    slope
 }
 
 /// `ln(1 + x)` for finite `x >= 0`, within a few ulp, without calls or branches so that loops
@@ -138,6 +155,16 @@ mod tests {
         let mut plain = vec![-2.0f32, 0.0, std::f32::consts::E - 1.0];
         nlrelu_in_place(&mut plain);
         assert!(plain[0] == 0.0 && plain[1] == 0.0 && (plain[2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nlrelu_slope_is_one_over_one_plus_x_on_the_positive_part() {
+        let mut v = vec![-2.0f32, 0.0, 1.0, 3.0];
+        let slope = nlrelu_in_place_with_slope(&mut v);
+        assert_eq!(slope, vec![0.0, 0.0, 0.5, 0.25]);
+        assert!(
+            v[0] == 0.0 && v[1] == 0.0 && (v[2] - 2f32.ln()).abs() < 1e-7 && (v[3] - 4f32.ln()).abs() < 1e-6
+        );
     }
 
     #[test]
