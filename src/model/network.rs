@@ -325,20 +325,20 @@ impl IConNet {
                 .map(|&l| (l / cumulative_stride).min(time))
                 .collect();
             mask_frames(&mut features, bank.filters, time, &valid);
-            let slope = saved.is_some().then(|| nlrelu_in_place_with_slope(&mut features));
-            if slope.is_none() {
+            // The tracked pass keeps NLReLU's slope for the backward and makes the pooled
+            // features a leaf of burn's graph.
+            let slope = if track {
+                Some(nlrelu_in_place_with_slope(&mut features))
+            } else {
                 nlrelu_in_place(&mut features);
-            }
+                None
+            };
             let pool = total_stride / cumulative_stride;
             let pooled = Tensor::<3>::from_data(
                 TensorData::new(pool_frames(&features, time, pool), [b, bank.filters, time / pool]),
                 device,
             );
-            let pooled = if saved.is_some() {
-                pooled.require_grad()
-            } else {
-                pooled
-            };
+            let pooled = if track { pooled.require_grad() } else { pooled };
             stacked.push(pooled.clone());
             if i == 0 {
                 first_energy = Some(Tensor::<3>::from_data(
