@@ -2,10 +2,10 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{softmax, tanh};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 
-use super::activation::tanh_untracked;
+use super::activation::{tanh_tracked, tanh_untracked};
 use super::config::PoolingKind;
 
 /// `score_t = v^T tanh(W f_t + b)`, `alpha = softmax over valid frames`.
@@ -46,7 +46,7 @@ impl TemporalPooling {
                 let per_frame = features.clone().swap_dims(1, 2); // [B, T, C]
                 let hidden = projection.forward(per_frame);
                 let hidden = if hidden.device().is_autodiff() {
-                    tanh(hidden)
+                    tanh_tracked(hidden)
                 } else {
                     tanh_untracked(hidden)
                 };
