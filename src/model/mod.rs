@@ -8,6 +8,7 @@ pub mod fir_bank;
 pub mod head;
 pub mod network;
 pub mod pooling;
+pub mod standardize;
 
 pub use config::{ContextConfig, FirBlockConfig, FrontEndConfig, ModelConfig, PoolingKind};
 pub use network::{AudioBatch, Forward, IConNet};

@@ -12,6 +12,7 @@ use super::context::TemporalContext;
 use super::fir_bank::FirBank;
 use super::head::Head;
 use super::pooling::TemporalPooling;
+use super::standardize::{standardize_rows, standardize_rows_backward};
 use crate::dsp::fftconv::{BandEnergySaved, BandEnergyShape, band_energy_backward, band_energy_forward};
 use crate::dsp::spectral;
 
@@ -65,6 +66,19 @@ pub struct TapeEntry {
     pooled: Tensor<3>,
     pool: usize,
     /// Valid frames per clip; energies past them are held at zero.
+    valid: Vec<usize>,
+    /// The stack's per-recording standardisation of `pooled`, if the model has one.
+    standardization: Option<StackStandardization>,
+}
+
+/// What the backward of one block's share of the stack's standardisation needs.
+struct StackStandardization {
+    /// The standardised pooled features, `[B, H, frames]` (the leaf's values).
+    values: Vec<f32>,
+    /// `1 / sqrt(var + 1e-5)` per row `[B * H]`.
+    scales: Vec<f32>,
+    frames: usize,
+    /// Valid frames of the stack per clip.
     valid: Vec<usize>,
 }
 
@@ -182,13 +196,10 @@ impl IConNet {
             ),
         };
         let [b, _, frames] = features.dims();
-        let stride = self.config.front_end_stride();
-        let valid_frames: Vec<usize> = batch
-            .lengths
-            .iter()
-            .map(|&len| (len / stride).clamp(1, frames.max(1)))
-            .collect();
-        let features = if self.config.normalize_features {
+        let valid_frames = stack_valid_frames(&batch.lengths, self.config.front_end_stride(), frames);
+        // The FIR front-end standardises its stack itself.
+        let standardized = matches!(self.config.front_end, FrontEndConfig::Fir { .. });
+        let features = if self.config.normalize_features && !standardized {
             standardize_over_time(features, &valid_frames)
         } else {
             features
@@ -294,11 +305,20 @@ impl IConNet {
             input.clone()
         });
         let total_stride: usize = self.blocks.iter().map(|b| b.stride).product();
+        let frames = time / total_stride;
+        let normalize = self.config.normalize_features;
+        let stack_valid = stack_valid_frames(&batch.lengths, total_stride, frames);
         // Every block's features go to the stack pooled straight to the last block's frame rate
-        // (a mean of means over equal windows is the mean over their union), on the host and in
-        // parallel: burn's flex ops would pool and differentiate the first block's 6 M values
-        // for a batch of 8 x 3 s at 16 kHz on one core.
-        let mut stacked = vec![avg_pool_time(input, total_stride)];
+        // (a mean of means over equal windows is the mean over their union), and standardised
+        // per channel (channels are independent, so per block), on the host and in parallel:
+        // burn's flex ops would pool and differentiate the first block's 6 M values for a batch
+        // of 8 x 3 s at 16 kHz on one core.
+        let pooled_input = avg_pool_time(input, total_stride);
+        let mut stacked = vec![if normalize {
+            standardize_over_time(pooled_input, &stack_valid)
+        } else {
+            pooled_input
+        }];
         let mut conv_input = batch.samples.clone();
         let mut tape = Vec::new();
         let mut first_energy = None;
@@ -334,10 +354,16 @@ impl IConNet {
                 None
             };
             let pool = total_stride / cumulative_stride;
-            let pooled = Tensor::<3>::from_data(
-                TensorData::new(pool_frames(&features, time, pool), [b, bank.filters, time / pool]),
-                device,
-            );
+            let mut pooled = pool_frames(&features, time, pool);
+            debug_assert_eq!(pooled.len(), b * bank.filters * frames);
+            let scales = normalize.then(|| standardize_rows(&mut pooled, bank.filters, frames, &stack_valid));
+            let standardization = scales.filter(|_| track).map(|scales| StackStandardization {
+                values: pooled.clone(),
+                scales,
+                frames,
+                valid: stack_valid.clone(),
+            });
+            let pooled = Tensor::<3>::from_data(TensorData::new(pooled, [b, bank.filters, frames]), device);
             let pooled = if track { pooled.require_grad() } else { pooled };
             stacked.push(pooled.clone());
             if i == 0 {
@@ -354,6 +380,7 @@ impl IConNet {
                     pooled,
                     pool,
                     valid,
+                    standardization,
                 });
             }
             conv_input = features;
@@ -403,14 +430,18 @@ impl IConNet {
         let mut through_next: Option<Vec<f32>> = None;
         for i in (0..tape.len()).rev() {
             let entry = &tape[i];
-            let from_stack: Option<Vec<f32>> = pending[i]
-                .take()
-                .map(|g| g.into_data().try_to_vec().expect("f32 gradient"));
+            let filters = self.blocks[entry.block].bank.filters;
+            let from_stack: Option<Vec<f32>> = pending[i].take().map(|g| {
+                let mut g: Vec<f32> = g.into_data().try_to_vec().expect("f32 gradient");
+                if let Some(st) = &entry.standardization {
+                    standardize_rows_backward(&mut g, &st.values, &st.scales, filters, st.frames, &st.valid);
+                }
+                g
+            });
             let from_next = through_next.take();
             if from_stack.is_none() && from_next.is_none() {
                 continue;
             }
-            let filters = self.blocks[entry.block].bank.filters;
             let g_energy = energy_gradient(entry, filters, from_stack.as_deref(), from_next.as_deref());
             let want_input = i > 0 || input_grad;
             let (g_kernels, g_input) = band_energy_backward(&entry.saved, &g_energy, want_input);
@@ -525,6 +556,14 @@ fn register<const D: usize>(param: &Param<Tensor<D>>, grads: &Gradients, out: &m
         };
         out.register(param.id, g);
     }
+}
+
+/// Valid frames of the stack (frame rate `1 / stride`) per clip: at least 1, at most `frames`.
+fn stack_valid_frames(lengths: &[usize], stride: usize, frames: usize) -> Vec<usize> {
+    lengths
+        .iter()
+        .map(|&len| (len / stride).clamp(1, frames.max(1)))
+        .collect()
 }
 
 /// Per clip and channel, zero mean and unit variance over the valid frames; padding stays 0.
