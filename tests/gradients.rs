@@ -187,13 +187,25 @@ fn gradient_steps_move_a_band_towards_the_energy_the_loss_wants() {
     assert!(energy_of(&bank) > 2.0 * e0, "energy {e0} -> {}", energy_of(&bank));
 }
 
+/// Window coefficients moved off Hann's zero end taps (`phi_0 - phi_1 + phi_2 = 0`). With them, a
+/// second-block band whose response to its smooth input nearly vanishes has `y ~ 0` everywhere,
+/// so `|y|` sits on its kink along any direction that leaks the input through the end taps: a
+/// central difference there averages two one-sided slopes. That was the cause of both tests'
+/// rare failures (about 1 run in 50).
+fn off_hann_end_taps(phi: Tensor<3>) -> Tensor<3> {
+    phi.add_scalar(0.03).detach().require_grad()
+}
+
 /// `input_gradient` (used by integrated gradients) agrees with a finite-difference directional
 /// derivative of the class score, through both FIR blocks and the pooled-input path.
 #[test]
 fn input_gradient_matches_finite_differences() {
     let device = Device::flex().autodiff();
     let config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
-    let model = IConNet::new(&config, &device).without_dropout();
+    let mut model = IConNet::new(&config, &device).without_dropout();
+    for block in &mut model.blocks {
+        block.bank.phi = block.bank.phi.clone().map(off_hann_end_taps);
+    }
     let x: Vec<f32> = noise(2400, 7)
         .iter()
         .zip(tone(0.05, 2400))
@@ -265,6 +277,7 @@ fn filter_parameter_gradients_match_finite_differences() {
             .bandwidth
             .clone()
             .map(|b| b.mul_scalar(0.7).detach().require_grad());
+        bank.phi = bank.phi.clone().map(off_hann_end_taps);
     }
     // Broadband clips: a pure tone near a band edge makes the loss strongly curved along f_low.
     let a = noise(2400, 5);
@@ -292,12 +305,14 @@ fn filter_parameter_gradients_match_finite_differences() {
             .unwrap();
             // Kernels are linear in phi but not in the band edges: along the edges a step
             // small enough for the curvature, along phi one large enough for the f32 noise.
-            // Over 60 initialisations (seeds 0-59) the worst error was 56 % of the tolerance
-            // with these steps; a step of 3e-4 along the edges failed 1 time in 20.
+            // A step of 3e-4 along the edges failed on 1 initialisation in 20. The quarter
+            // step is for the rare kink of some |y| within the step (1 run in 300 at 1e-4
+            // alone; with it 1 in 400 still fails, its differences converging to the backward
+            // as the step shrinks).
             let eps = if param == "phi" { 3e-3f32 } else { 1e-4 };
             let norm = g.iter().map(|x| (x * x) as f64).sum::<f64>().sqrt();
             assert!(norm > 1e-3, "block {block} {param}: gradient norm {norm}");
-            let shifted = |sign: f32| {
+            let shifted = |sign: f32, eps: f32| {
                 let step: Vec<f32> = g.iter().map(|x| sign * eps * (*x as f64 / norm) as f32).collect();
                 let mut m = model.clone();
                 let bank = &mut m.blocks[block].bank;
@@ -317,12 +332,18 @@ fn filter_parameter_gradients_match_finite_differences() {
                 }
                 loss_value(&m)
             };
-            let numeric = (shifted(1.0) - shifted(-1.0)) / (2.0 * eps as f64);
+            let central = |eps: f32| (shifted(1.0, eps) - shifted(-1.0, eps)) / (2.0 * eps as f64);
+            let agrees = |numeric: f64| (numeric - norm).abs() <= 0.04 * norm + 6e-4;
+            let numeric = central(eps);
             eprintln!("block {block} {param}: central difference {numeric:.6}, backward {norm:.6}");
-            assert!(
-                (numeric - norm).abs() <= 0.04 * norm + 6e-4,
-                "block {block} {param}: central difference {numeric} vs backward {norm}"
-            );
+            if !agrees(numeric) {
+                let quarter = central(eps / 4.0);
+                assert!(
+                    agrees(quarter),
+                    "block {block} {param}: central differences {numeric} (step {eps}) and {quarter} (step {}) vs backward {norm}",
+                    eps / 4.0
+                );
+            }
         }
     }
 }
