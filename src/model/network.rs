@@ -12,7 +12,7 @@ use super::context::TemporalContext;
 use super::fir_bank::FirBank;
 use super::head::Head;
 use super::pooling::TemporalPooling;
-use super::standardize::{standardize_rows, standardize_rows_backward};
+use super::standardize::{VARIANCE_FLOOR, standardize_rows, standardize_rows_backward};
 use crate::dsp::fftconv::{BandEnergySaved, BandEnergyShape, band_energy_backward, band_energy_forward};
 use crate::dsp::spectral;
 
@@ -577,7 +577,7 @@ pub fn standardize_over_time(x: Tensor<3>, valid_frames: &[usize]) -> Tensor<3> 
     let mean = (x.clone() * mask.clone()).sum_dim(2) / counts.clone();
     let centred = (x - mean) * mask;
     let var = centred.clone().square().sum_dim(2) / counts;
-    centred / var.add_scalar(1e-5).sqrt()
+    centred / var.add_scalar(VARIANCE_FLOOR).sqrt()
 }
 
 /// `[batch, 1, frames]`: 1 on each clip's first `valid[b]` frames, 0 on its padding.

@@ -5,8 +5,9 @@
 
 use rayon::prelude::*;
 
-/// Added to each row's variance, as in [`super::network::standardize_over_time`].
-const VARIANCE_FLOOR: f64 = 1e-5;
+/// Added to each row's variance, here and in [`super::network::standardize_over_time`] (the
+/// spectral front-ends' and the pooled input's path), which must agree.
+pub const VARIANCE_FLOOR: f64 = 1e-5;
 
 /// Valid frames of row `row` of `[clips * channels, frames]`, `frames >= 1`: at least 1, at
 /// most `frames`.
