@@ -200,6 +200,15 @@ pub struct TrainArgs {
     /// Speed perturbation range: factors drawn from [1 - x, 1 + x].
     #[arg(long, default_value_t = 0.15)]
     pub speed_perturbation: f64,
+    /// Lowest SNR of the added white noise (half of the crops, SNR drawn from [x, 40] dB, 40
+    /// or more disables it). The SNR is relative to the whole crop, whose RMS loud events set
+    /// (S1 and S2 in a heart recording), so at low SNRs the noise can cover quiet evidence
+    /// between them, such as a murmur.
+    #[arg(long, default_value_t = 10.0)]
+    pub min_snr_db: f64,
+    /// Largest spectral tilt |a| of y[t] = x[t] - a x[t-1] (0 disables).
+    #[arg(long, default_value_t = 0.7)]
+    pub tilt: f64,
     /// SpecAugment on the waveform: remove a random band of up to this fraction of the
     /// spectrum (half of the crops) and silence up to two spans of up to this fraction of the
     /// crop (half of the crops). 0 disables.
@@ -982,6 +991,25 @@ type SplitOutcome = (Option<Metrics>, Vec<usize>, Vec<usize>);
 
 /// Trains on `rest` (validation groups carved out of it), writes the best checkpoint to `out`,
 /// and evaluates it on `test` if any. Returns the test metrics with truth and predictions.
+/// The training augmentation the command line asks for.
+fn augment_from_args(args: &TrainArgs) -> Augment {
+    if args.no_augment {
+        return Augment::NONE;
+    }
+    Augment {
+        speed: args.speed_perturbation.clamp(0.0, 0.5),
+        noise_probability: if args.min_snr_db >= 40.0 {
+            0.0
+        } else {
+            Augment::DEFAULT.noise_probability
+        },
+        snr_low_db: args.min_snr_db.min(40.0),
+        tilt: args.tilt.clamp(0.0, 0.99),
+        band_drop: args.drop.clamp(0.0, 0.5),
+        time_drop: args.drop.clamp(0.0, 0.5),
+    }
+}
+
 fn train_split(
     ctx: &TrainContext,
     rest: Vec<Example>,
@@ -1016,6 +1044,7 @@ fn train_split(
     for e in e1.iter().chain(&e2).chain(&e3) {
         eprintln!("skipped: {e}");
     }
+    let augment = augment_from_args(args);
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
@@ -1027,16 +1056,7 @@ fn train_split(
         seed,
         out: out.to_path_buf(),
         show_progress: !args.quiet,
-        augment: if args.no_augment {
-            Augment::NONE
-        } else {
-            Augment {
-                speed: args.speed_perturbation.clamp(0.0, 0.5),
-                band_drop: args.drop.clamp(0.0, 0.5),
-                time_drop: args.drop.clamp(0.0, 0.5),
-                ..Augment::DEFAULT
-            }
-        },
+        augment,
         stop_after_epoch: None,
         average_epochs: args.average_epochs,
         balanced_loss: args.balanced_loss,
@@ -1045,22 +1065,7 @@ fn train_split(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    let augmentation = if args.no_augment {
-        "none".to_string()
-    } else {
-        let drop = if args.drop > 0.0 {
-            format!(
-                ", one band of up to {0} of the spectrum removed (p=0.5), two spans of up to {0} of the crop silenced (p=0.5)",
-                args.drop.clamp(0.0, 0.5)
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "speed +-{}, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5){drop}",
-            args.speed_perturbation
-        )
-    };
+    let augmentation = augment.describe();
     let training_info = |extra: Vec<(&str, Value)>| {
         let mut info: std::collections::BTreeMap<String, Value> = [
             ("data", json!(args.data.display().to_string())),

@@ -27,6 +27,10 @@ fn train_then_predict_json_with_one_bad_file() {
             "--limit",
             "3",
             "--quiet",
+            "--min-snr-db",
+            "40",
+            "--tilt",
+            "0.3",
         ])
         .args([
             "--groups",
@@ -54,6 +58,11 @@ fn train_then_predict_json_with_one_bad_file() {
     let card: serde_json::Value = serde_json::from_slice(&card.stdout).unwrap();
     assert_eq!(card["config"]["arch"], "tiny");
     assert_eq!(card["training"]["test_groups"][0], "lucas");
+    // --min-snr-db 40 turns the noise off; the card says what ran.
+    assert_eq!(
+        card["training"]["augmentation"],
+        "speed +-0.15, spectral tilt x[t]-a x[t-1] with |a|<=0.3"
+    );
     assert!(card["metrics"]["test"]["accuracy"].is_number());
 
     let bad = dir.path().join("bad.wav");

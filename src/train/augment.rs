@@ -44,6 +44,41 @@ impl Augment {
         time_drop: 0.0,
     };
 
+    /// What this augmentation does, in the words of the model card (`"none"` when nothing).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.speed > 0.0 {
+            parts.push(format!("speed +-{}", self.speed));
+        }
+        if self.tilt > 0.0 {
+            parts.push(format!("spectral tilt x[t]-a x[t-1] with |a|<={}", self.tilt));
+        }
+        if self.noise_probability > 0.0 {
+            parts.push(format!(
+                "white noise {}-40 dB SNR (p={})",
+                self.snr_low_db.min(40.0),
+                self.noise_probability
+            ));
+        }
+        if self.band_drop > 0.0 {
+            parts.push(format!(
+                "one band of up to {} of the spectrum removed (p=0.5)",
+                self.band_drop
+            ));
+        }
+        if self.time_drop > 0.0 {
+            parts.push(format!(
+                "two spans of up to {} of the crop silenced (p=0.5)",
+                self.time_drop
+            ));
+        }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// A perturbed copy of `x` (unit-RMS input, so the noise level follows the SNR directly).
     pub fn apply(&self, x: &[f32], rng: &mut impl Rng) -> Vec<f32> {
         let mut y = if self.speed > 0.0 && x.len() > 1 {
@@ -189,6 +224,25 @@ mod tests {
             (amplitude(&y, 100) - 2f64.sqrt()).abs() < 1e-3,
             "{}",
             amplitude(&y, 100)
+        );
+    }
+
+    #[test]
+    fn describe_names_what_runs() {
+        assert_eq!(Augment::NONE.describe(), "none");
+        assert_eq!(
+            Augment::DEFAULT.describe(),
+            "speed +-0.15, spectral tilt x[t]-a x[t-1] with |a|<=0.7, white noise 10-40 dB SNR (p=0.5)"
+        );
+        let quiet = Augment {
+            noise_probability: 0.0,
+            tilt: 0.0,
+            band_drop: 0.2,
+            ..Augment::DEFAULT
+        };
+        assert_eq!(
+            quiet.describe(),
+            "speed +-0.15, one band of up to 0.2 of the spectrum removed (p=0.5)"
         );
     }
 
