@@ -989,8 +989,6 @@ struct Seeds {
 /// Test metrics of one split, with the labels and predictions behind them (for pooling).
 type SplitOutcome = (Option<Metrics>, Vec<usize>, Vec<usize>);
 
-/// Trains on `rest` (validation groups carved out of it), writes the best checkpoint to `out`,
-/// and evaluates it on `test` if any. Returns the test metrics with truth and predictions.
 /// The training augmentation the command line asks for.
 fn augment_from_args(args: &TrainArgs) -> Augment {
     if args.no_augment {
@@ -1010,6 +1008,8 @@ fn augment_from_args(args: &TrainArgs) -> Augment {
     }
 }
 
+/// Trains on `rest` (validation groups carved out of it), writes the best checkpoint to `out`,
+/// and evaluates it on `test` if any. Returns the test metrics with truth and predictions.
 fn train_split(
     ctx: &TrainContext,
     rest: Vec<Example>,
