@@ -996,12 +996,12 @@ fn augment_from_args(args: &TrainArgs) -> Augment {
     }
     Augment {
         speed: args.speed_perturbation.clamp(0.0, 0.5),
-        noise_probability: if args.min_snr_db >= 40.0 {
+        noise_probability: if args.min_snr_db >= Augment::MAX_SNR_DB {
             0.0
         } else {
             Augment::DEFAULT.noise_probability
         },
-        snr_low_db: args.min_snr_db.min(40.0),
+        snr_low_db: args.min_snr_db.min(Augment::MAX_SNR_DB),
         tilt: args.tilt.clamp(0.0, 0.99),
         band_drop: args.drop.clamp(0.0, 0.5),
         time_drop: args.drop.clamp(0.0, 0.5),

@@ -13,7 +13,7 @@ use realfft::RealFftPlanner;
 pub struct Augment {
     /// Speed factors are drawn from `[1 - speed, 1 + speed]` (0 disables).
     pub speed: f64,
-    /// Probability of adding white noise at an SNR drawn from `[snr_low, 40]` dB.
+    /// Probability of adding white noise at an SNR drawn from `[snr_low, MAX_SNR_DB]` dB.
     pub noise_probability: f64,
     pub snr_low_db: f64,
     /// Spectral tilt: `y[t] = x[t] - a x[t-1]` with `a` drawn from `[-tilt, tilt]`, a stand-in
@@ -27,10 +27,12 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// The top of the noise SNR range: the quietest noise added.
+    pub const MAX_SNR_DB: f64 = 40.0;
     pub const NONE: Self = Self {
         speed: 0.0,
         noise_probability: 0.0,
-        snr_low_db: 40.0,
+        snr_low_db: Self::MAX_SNR_DB,
         tilt: 0.0,
         band_drop: 0.0,
         time_drop: 0.0,
@@ -55,8 +57,9 @@ impl Augment {
         }
         if self.noise_probability > 0.0 {
             parts.push(format!(
-                "white noise {}-40 dB SNR (p={})",
-                self.snr_low_db.min(40.0),
+                "white noise {}-{} dB SNR (p={})",
+                self.snr_low_db.min(Self::MAX_SNR_DB),
+                Self::MAX_SNR_DB,
                 self.noise_probability
             ));
         }
@@ -114,7 +117,7 @@ impl Augment {
             }
         }
         if self.noise_probability > 0.0 && rng.random_bool(self.noise_probability.clamp(0.0, 1.0)) {
-            let snr = rng.random_range(self.snr_low_db.min(40.0)..=40.0);
+            let snr = rng.random_range(self.snr_low_db.min(Self::MAX_SNR_DB)..=Self::MAX_SNR_DB);
             let rms = (y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / y.len().max(1) as f64).sqrt();
             let sigma = rms * 10f64.powf(-snr / 20.0);
             for v in y.iter_mut() {
