@@ -4,10 +4,29 @@
 use eframe::egui::{self, Color32, RichText, Ui};
 
 use crate::app::session::Loaded;
+use crate::model::checkpoint::ModelCard;
 
-/// Shown under every heart-sound prediction.
-pub const HEART_CAUTION: &str = "This is not a diagnosis. IConNet Studio is a research tool, not a medical device: \
-the model was trained on 400 PhysioNet 2016 recordings and can be wrong. Clinical decisions need a clinician.";
+/// Shown under every heart-sound prediction. The number of training records comes from the
+/// card, so the caution stays true for a user's own model and for a fold model that never saw
+/// its test and validation records. Only the PhysioNet layout groups by recording; elsewhere a
+/// group may be a patient, so no count is claimed.
+pub fn heart_caution(card: &ModelCard) -> String {
+    let by_recording = card.training.get("layout").and_then(|l| l.as_str()) == Some("physionet-2016");
+    // The trainer lists the training groups by name.
+    let count = card
+        .training
+        .get("train_groups")
+        .and_then(|g| g.as_array())
+        .map(Vec::len);
+    let learned_from = match count {
+        Some(n) if by_recording => format!("learned from {n} training recordings"),
+        _ => "learned from a limited set of recordings".to_string(),
+    };
+    format!(
+        "This is not a diagnosis. IConNet Studio is a research tool, not a medical device: \
+the model {learned_from} and can be wrong. Clinical decisions need a clinician."
+    )
+}
 
 pub fn ui(ui: &mut Ui, data: &Loaded) {
     let Some(model) = &data.model else {
@@ -54,6 +73,47 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
     });
     if model.is_heart_model() {
         ui.add_space(4.0);
-        ui.label(RichText::new(HEART_CAUTION).small().italics());
+        ui.label(RichText::new(heart_caution(&model.card)).small().italics());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelConfig, PoolingKind};
+
+    fn card(layout: &str, train_groups: Option<usize>) -> ModelCard {
+        let config = ModelConfig::named(
+            "tiny",
+            2000,
+            vec!["normal".into(), "abnormal".into()],
+            PoolingKind::Attention,
+        )
+        .unwrap();
+        let model = crate::model::IConNet::new(&config, &burn::tensor::Device::flex());
+        let mut card = ModelCard::new("heart", &model);
+        card.training.insert("layout".into(), layout.into());
+        if let Some(n) = train_groups {
+            let names: Vec<String> = (0..n).map(|i| format!("r{i:04}")).collect();
+            card.training.insert("train_groups".into(), names.into());
+        }
+        card
+    }
+
+    #[test]
+    fn the_caution_counts_the_records_the_model_learned_from() {
+        let text = heart_caution(&card("physionet-2016", Some(272)));
+        assert!(text.starts_with("This is not a diagnosis."));
+        assert!(text.contains("learned from 272 training recordings"), "{text}");
+        for text in [
+            heart_caution(&card("physionet-2016", None)),
+            heart_caution(&card("folder-per-class", Some(12))),
+        ] {
+            assert!(
+                text.contains("learned from a limited set of recordings"),
+                "{text}"
+            );
+            assert!(text.contains("not a medical device"));
+        }
     }
 }
