@@ -765,7 +765,7 @@ fn data_notes(layout: &str) -> Vec<String> {
             "Intended use: research and demonstrations of acted emotional speech, not real-world affect.",
         ],
         "crema-d" => &["Data: CREMA-D (Cao et al. 2014), Open Database License."],
-        "physionet-2016" => &[
+        dataset::PHYSIONET_2016 => &[
             "Data: PhysioNet/CinC Challenge 2016 (Liu et al. 2016, doi:10.1088/0967-3334/37/12/2181), ODC-By 1.0.",
             "NOT A MEDICAL DEVICE: research and teaching only; its output is not a diagnosis.",
         ],

@@ -24,6 +24,15 @@ pub struct Dataset {
     pub examples: Vec<Example>,
 }
 
+/// Layout name of PhysioNet/CinC 2016 folders (`REFERENCE.csv`), as model cards record it.
+pub const PHYSIONET_2016: &str = "physionet-2016";
+
+/// Whether a layout's groups are single recordings (so a count of groups counts recordings);
+/// elsewhere a group is a speaker, an actor or a file-name prefix.
+pub fn groups_are_recordings(layout: &str) -> bool {
+    layout == PHYSIONET_2016
+}
+
 const RAVDESS: [&str; 8] = [
     "neutral",
     "calm",
@@ -228,7 +237,7 @@ fn physionet(dirs: &[PathBuf]) -> Result<Dataset, String> {
         return Err("REFERENCE.csv lists no record whose .wav or .hea is present".into());
     }
     Ok(Dataset {
-        layout: "physionet-2016",
+        layout: PHYSIONET_2016,
         classes: vec!["normal".into(), "abnormal".into()],
         examples,
     })

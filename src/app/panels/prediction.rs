@@ -5,13 +5,17 @@ use eframe::egui::{self, Color32, RichText, Ui};
 
 use crate::app::session::Loaded;
 use crate::model::checkpoint::ModelCard;
+use crate::train::dataset::groups_are_recordings;
 
 /// Shown under every heart-sound prediction. The number of training records comes from the
 /// card, so the caution stays true for a user's own model and for a fold model that never saw
-/// its test and validation records. Only the PhysioNet layout groups by recording; elsewhere a
-/// group may be a patient, so no count is claimed.
+/// its test and validation records. Where a group may be a patient, no count is claimed.
 pub fn heart_caution(card: &ModelCard) -> String {
-    let by_recording = card.training.get("layout").and_then(|l| l.as_str()) == Some("physionet-2016");
+    let by_recording = card
+        .training
+        .get("layout")
+        .and_then(|l| l.as_str())
+        .is_some_and(groups_are_recordings);
     // The trainer lists the training groups by name.
     let count = card
         .training
