@@ -36,7 +36,7 @@ pub enum Command {
     /// Classify recordings (WAV or PhysioNet .hea): probabilities, top class, attention.
     Predict(PredictArgs),
     /// Train a model on a labelled folder, validating on held-out speakers/records.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a checkpoint on labelled data (whole recordings): accuracy, UAR, F1, confusion.
     Eval(EvalArgs),
     /// Print a checkpoint's model card (JSON); `--note` appends lines to it (rewrites the file).
@@ -245,6 +245,9 @@ pub struct TrainArgs {
     /// unbalanced sets (RAVDESS has half as many neutral utterances as of each other emotion).
     #[arg(long)]
     pub balanced_loss: bool,
+    /// Dropout before the head's output layer (0 turns it off).
+    #[arg(long, default_value_t = 0.1, value_parser = unit_interval)]
+    pub dropout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -274,6 +277,16 @@ pub struct EvalArgs {
     /// Evaluate on the test groups named in the model card (reproduces its test figures).
     #[arg(long, conflicts_with = "groups")]
     pub card_test_groups: bool,
+}
+
+/// A number in [0, 1) (clap value parser).
+fn unit_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a number from 0 up to (not including) 1, got '{text}'"
+        )),
+    }
 }
 
 /// A finite number above zero (clap value parser).
@@ -323,7 +336,7 @@ pub fn resolve_model(name: Option<&str>) -> Result<PathBuf, String> {
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Some(Command::Predict(args)) => predict(args, cli.backend),
-        Some(Command::Train(args)) => train(args, cli.backend),
+        Some(Command::Train(args)) => train(*args, cli.backend),
         Some(Command::Eval(args)) => eval(args, cli.backend),
         Some(Command::Card { model, note, name }) => card(&model, &note, name.as_deref()),
         Some(Command::Filters { model }) => filters(&model),
@@ -836,6 +849,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
         config.normalize_features = false;
     }
     config.pooling_std = args.pooling_std;
+    config.dropout = args.dropout;
     config.context = args.context.then(ContextConfig::standard);
     if !args.taps.is_empty() {
         config.set_taps(&args.taps)?;

@@ -31,6 +31,8 @@ fn train_then_predict_json_with_one_bad_file() {
             "40",
             "--tilt",
             "0.3",
+            "--dropout",
+            "0.25",
         ])
         .args([
             "--groups",
@@ -58,6 +60,7 @@ fn train_then_predict_json_with_one_bad_file() {
     let card: serde_json::Value = serde_json::from_slice(&card.stdout).unwrap();
     assert_eq!(card["config"]["arch"], "tiny");
     assert_eq!(card["training"]["test_groups"][0], "lucas");
+    assert_eq!(card["config"]["dropout"], 0.25);
     // --min-snr-db 40 turns the noise off; the card says what ran.
     assert_eq!(
         card["training"]["augmentation"],
@@ -269,6 +272,14 @@ fn missing_model_and_unknown_data_are_one_line_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no known layout"));
+
+    let out = iconnet()
+        .args(["train", dir.path().to_str().unwrap(), "--dropout", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--dropout") && err.contains("got '1'"), "{err}");
 }
 
 #[test]
