@@ -82,7 +82,7 @@ fn frame(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ten-minutes.wav");
     common::write_wav16(&file, &long_signal(), RATE as u32);
-    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/heart.iconnet");
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/heart.ensemble");
     let options = AppOptions {
         model,
         file: Some(file),

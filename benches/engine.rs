@@ -132,20 +132,19 @@ fn predict(c: &mut Criterion) {
     .unwrap();
     let record_wav = dir.path().join("a0013-30s.wav");
     common::write_wav16(&record_wav, &record.samples[..60_000], record.sample_rate);
-    let heart_model = iconnet::model::checkpoint::load(
+    let heart = iconnet::model::Ensemble::load(
         std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/assets/models/heart.iconnet"
+            "/assets/models/heart.ensemble"
         )),
         &device,
     )
-    .unwrap()
-    .0;
+    .unwrap();
     let cases = [
         (
-            "bundled heart model, 30 s of a0013 @2 kHz",
+            "bundled heart model, one member, 30 s of a0013 @2 kHz",
             &record_wav,
-            heart_model,
+            heart.members[0].model.clone(),
         ),
         ("m13, 30 s PCG @2 kHz", &heart_wav, model("m13", 2000, &device)),
         (
@@ -166,6 +165,18 @@ fn predict(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group("predict (decode + resample + forward + attention)");
     group.sample_size(20).measurement_time(Duration::from_secs(8));
+    group.bench_function(
+        format!(
+            "bundled heart model, all {} members, 30 s of a0013 @2 kHz",
+            heart.len()
+        ),
+        |b| {
+            b.iter(|| {
+                let (s, _) = iconnet::audio::load_for_model(&record_wav, heart.config().sample_rate).unwrap();
+                black_box(iconnet::explain::analyse_ensemble(&heart, &s).unwrap())
+            })
+        },
+    );
     for (name, wav, m) in &cases {
         group.bench_function(*name, |b| {
             b.iter(|| {

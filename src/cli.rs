@@ -1,6 +1,7 @@
 //! Command line: `iconnet [open FILE] | explain | predict | train | eval | card | filters`.
 //! Without a command the app opens on the bundled heart model and recording.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,10 +12,11 @@ use serde_json::{Value, json};
 use crate::backend::{self, BackendChoice};
 use crate::explain;
 use crate::model::checkpoint::{self, ModelCard};
+use crate::model::ensemble::{self, Ensemble};
 use crate::model::{ContextConfig, IConNet, ModelConfig, PoolingKind};
 use crate::train::augment::Augment;
 use crate::train::dataset::{self, Example};
-use crate::train::metrics::Metrics;
+use crate::train::metrics::{Metrics, fold_summary, fold_summary_lines};
 use crate::train::trainer::{self, TrainOptions};
 
 #[derive(Parser, Debug)]
@@ -39,7 +41,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate a checkpoint on labelled data (whole recordings): accuracy, UAR, F1, confusion.
     Eval(EvalArgs),
-    /// Print a checkpoint's model card (JSON); `--note` appends lines to it (rewrites the file).
+    /// Print a checkpoint's model card (JSON), or an ensemble's manifest with its members' cards;
+    /// `--note` appends lines to it (rewrites the file).
     Card {
         model: String,
         #[arg(long)]
@@ -48,7 +51,8 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List a model's learned filters: band edges in Hz, drift from initialisation (CSV).
+    /// List a model's learned filters: band edges in Hz, drift from initialisation (CSV; an
+    /// ensemble's rows start with the member they belong to).
     Filters { model: String },
     /// Open a recording in the app.
     Open {
@@ -308,26 +312,30 @@ pub fn bundled_models_dir() -> PathBuf {
 /// Bundled models in preference order (heart first).
 pub const BUNDLED: &[&str] = &["heart", "emotion", "digits"];
 
-/// Resolves `--model`: an existing path, or the name of a bundled model.
+/// The bundled model called `name` in `dir`: its ensemble manifest if it has one, else its
+/// checkpoint.
+pub fn bundled_model(dir: &Path, name: &str) -> Option<PathBuf> {
+    [ensemble::EXTENSION, "iconnet"]
+        .iter()
+        .map(|ext| dir.join(format!("{name}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+/// Resolves `--model`: an existing path (checkpoint or ensemble manifest), or the name of a
+/// bundled model.
 pub fn resolve_model(name: Option<&str>) -> Result<PathBuf, String> {
     let dir = bundled_models_dir();
     match name {
         Some(n) if Path::new(n).is_file() => Ok(PathBuf::from(n)),
-        Some(n) => {
-            let p = dir.join(format!("{n}.iconnet"));
-            if p.is_file() {
-                Ok(p)
-            } else {
-                Err(format!(
-                    "{n}: no such checkpoint file and no bundled model of that name in {}",
-                    dir.display()
-                ))
-            }
-        }
+        Some(n) => bundled_model(&dir, n).ok_or_else(|| {
+            format!(
+                "{n}: no such checkpoint or ensemble file and no bundled model of that name in {}",
+                dir.display()
+            )
+        }),
         None => BUNDLED
             .iter()
-            .map(|n| dir.join(format!("{n}.iconnet")))
-            .find(|p| p.is_file())
+            .find_map(|n| bundled_model(&dir, n))
             .ok_or_else(|| format!("no bundled trained model in {}; pass --model PATH", dir.display())),
     }
 }
@@ -382,7 +390,7 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
     let path = resolve_model(args.model.as_deref())?;
     let backend = backend::select(choice)?;
     let (model, view) = crate::app::worker::load_model(&path, &backend.device, &backend.description)?;
-    let mut config = LiveConfig::for_rate(model.config.sample_rate);
+    let mut config = LiveConfig::for_rate(model.config().sample_rate);
     if let Some(w) = args.window {
         config.window_s = w;
     }
@@ -414,7 +422,7 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
             LiveEvent::Started { description, rate } => {
                 eprintln!(
                     "live: {description}, {rate} Hz -> model {} Hz",
-                    view.card.config.sample_rate
+                    view.card().config.sample_rate
                 )
             }
             LiveEvent::Frame(f) => {
@@ -476,79 +484,48 @@ fn explain_report(args: ExplainArgs, choice: BackendChoice) -> Result<i32, Strin
     })
 }
 
-/// One checkpoint of an ensemble, with its card and where it came from.
-type Member = (IConNet, ModelCard, PathBuf);
-
-/// Loads the `--model` list (empty: the default bundled model) onto `device`; every member
-/// must have the first one's classes.
-fn load_members(names: &[String], device: &burn::tensor::Device) -> Result<Vec<Member>, String> {
+/// Loads the `--model` list (empty: the default bundled model) onto `device` as one ensemble:
+/// every checkpoint is a member, every manifest adds its members.
+fn load_model_list(names: &[String], device: &burn::tensor::Device) -> Result<Ensemble, String> {
     let names: Vec<Option<&str>> = if names.is_empty() {
         vec![None]
     } else {
         names.iter().map(|m| Some(m.as_str())).collect()
     };
-    let mut members: Vec<Member> = Vec::new();
-    for name in names {
-        let path = resolve_model(name)?;
-        let (model, card) = checkpoint::load(&path, device).map_err(|e| e.to_string())?;
-        if let Some((first, _, first_path)) = members.first()
-            && model.config.classes != first.config.classes
-        {
-            return Err(format!(
-                "{}: its classes ({}) are not those of {} ({}); an ensemble needs the same classes",
-                path.display(),
-                model.config.classes.join(", "),
-                first_path.display(),
-                first.config.classes.join(", ")
-            ));
-        }
-        members.push((model, card, path));
+    let parts = names
+        .into_iter()
+        .map(|name| Ensemble::load(&resolve_model(name)?, device))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ensemble::join(parts)
+}
+
+/// `heart (assets/models/heart.ensemble, 5 members)`.
+fn describe_model(e: &Ensemble) -> String {
+    if e.len() > 1 {
+        format!("{} ({}, {} members)", e.name, e.path.display(), e.len())
+    } else {
+        format!("{} ({})", e.name, e.path.display())
     }
-    Ok(members)
 }
 
 fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
     let backend = backend::select(choice)?;
-    let members = load_members(&args.model, &backend.device)?;
-    let (first, _, first_path) = &members[0];
-    for (model, _, path) in &members[1..] {
-        if model.config.sample_rate != first.config.sample_rate
-            || model.config.total_stride() != first.config.total_stride()
-        {
-            return Err(format!(
-                "{}: an ensemble needs the sample rate and strides of {}",
-                path.display(),
-                first_path.display()
-            ));
-        }
-    }
-    let model_name = members
-        .iter()
-        .map(|(_, c, _)| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join("+");
-    let rate = first.config.sample_rate;
+    let ensemble = load_model_list(&args.model, &backend.device)?;
+    let model_name = ensemble.name.clone();
+    let rate = ensemble.config().sample_rate;
     if !args.json {
-        for (_, card, path) in &members {
-            eprintln!(
-                "model {} ({}), backend {}",
-                card.name,
-                path.display(),
-                backend.description
-            );
-        }
+        eprintln!(
+            "model {}, backend {}",
+            describe_model(&ensemble),
+            backend.description
+        );
     }
     let mut results = Vec::new();
     let mut failed = 0;
     for file in &args.files {
         match crate::audio::load_for_model(file, rate) {
             Ok((samples, decoded)) => {
-                let a = explain::average_analyses(
-                    members
-                        .iter()
-                        .map(|(m, _, _)| explain::analyse(m, &samples))
-                        .collect(),
-                )?;
+                let a = explain::analyse_ensemble(&ensemble, &samples)?;
                 for w in &decoded.warnings {
                     eprintln!("warning: {}: {w}", file.display());
                 }
@@ -564,8 +541,17 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                         .zip(&a.probabilities)
                         .map(|(c, p)| format!("{c} {p:.3}"))
                         .collect();
+                    let votes = if a.member_probabilities.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "  ({} of {} members)",
+                            a.members_voting_for(a.top_class),
+                            a.member_probabilities.len()
+                        )
+                    };
                     println!(
-                        "{}: {} ({:.1} %)  [{}]",
+                        "{}: {} ({:.1} %)  [{}]{votes}",
                         file.display(),
                         a.classes[a.top_class],
                         100.0 * a.probabilities[a.top_class],
@@ -594,9 +580,9 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
 
 fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     let backend = backend::select(choice)?;
-    let members = load_members(&args.model, &backend.device)?;
-    let (first, first_card, first_path) = &members[0];
-    let classes = first.config.classes.clone();
+    let ensemble = load_model_list(&args.model, &backend.device)?;
+    let members = &ensemble.members;
+    let classes = ensemble.config().classes.clone();
     let mut data = dataset::discover(&args.data)?;
     if let Some(spec) = &args.classes {
         data = data.map_classes(spec)?;
@@ -604,93 +590,80 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     if data.classes != classes {
         return Err(format!(
             "{}: the model's classes ({}) are not the data's ({}); use --classes",
-            first_path.display(),
+            ensemble.path.display(),
             classes.join(", "),
             data.classes.join(", ")
         ));
     }
     let mut groups = args.groups.clone();
+    // Out of fold: the member that scores each test group (None: every member scores all).
+    let mut scorer: Option<Scorers> = None;
     if args.card_test_groups {
-        let test_groups = |card: &ModelCard, path: &Path| -> Result<Vec<String>, String> {
-            card.training
-                .get("test_groups")
-                .and_then(|g| g.as_array())
-                .map(|g| g.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-                .ok_or_else(|| format!("{}: the model card lists no test groups", path.display()))
-        };
-        groups = test_groups(first_card, first_path)?;
-        // A member tested elsewhere may have trained on these groups: its vote would leak.
-        for (_, card, path) in &members[1..] {
-            if test_groups(card, path)? != groups {
-                return Err(format!(
-                    "{}: its card's test groups differ from those of {}; ensemble members must share them (the same fold of runs with the same --split-seed)",
-                    path.display(),
-                    first_path.display()
-                ));
-            }
-        }
+        let (test, owners) = card_test_groups(members)?;
+        groups = test;
+        scorer = owners;
     }
     let examples = subset(data.examples, &groups, args.limit);
     if examples.is_empty() {
         return Err("no examples to evaluate (check --groups)".into());
     }
-    let mut sum: Vec<Vec<f32>> = Vec::new();
-    let mut truth = Vec::new();
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut errors = Vec::new();
-    // Members at the same rate share one decoded, resampled copy of the recordings.
-    let mut loaded: Option<(u32, Vec<trainer::Clip>)> = None;
-    for (i, (model, card, path)) in members.iter().enumerate() {
-        let rate = model.config.sample_rate;
-        if loaded.as_ref().is_none_or(|(r, _)| *r != rate) {
-            let (clips, e) = trainer::load_clips(&examples, rate);
-            if i == 0 {
-                for e in &e {
-                    eprintln!("skipped: {e}");
-                }
-                errors = e;
-            }
-            loaded = Some((rate, clips));
-        }
-        let clips = &loaded.as_ref().expect("loaded above").1;
-        if i == 0 {
-            truth = clips.iter().map(|c| c.label).collect();
-            files = clips.iter().map(|c| c.path.clone()).collect();
-            sum = vec![vec![0.0; classes.len()]; clips.len()];
-        } else if clips.iter().map(|c| &c.path).ne(files.iter()) {
-            return Err(format!(
-                "{}: it could not read the same recordings as {} (another sample rate?)",
-                path.display(),
-                first_path.display()
-            ));
-        }
+    let group_of: HashMap<&Path, &str> = examples
+        .iter()
+        .map(|e| (e.path.as_path(), e.group.as_str()))
+        .collect();
+    let (clips, errors) = trainer::load_clips(&examples, ensemble.config().sample_rate);
+    for e in &errors {
+        eprintln!("skipped: {e}");
+    }
+    let truth: Vec<usize> = clips.iter().map(|c| c.label).collect();
+    let mut sum = vec![vec![0f32; classes.len()]; clips.len()];
+    let mut votes = vec![0usize; clips.len()];
+    let mut per_fold = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let mine: Vec<usize> = (0..clips.len())
+            .filter(|&c| {
+                scorer.as_ref().is_none_or(|s| {
+                    let group = group_of.get(clips[c].path.as_path()).copied().unwrap_or("");
+                    s.get(group) == Some(&i)
+                })
+            })
+            .collect();
         eprintln!(
             "model {} ({}), backend {}, {} recordings",
-            card.name,
-            path.display(),
+            member.card.name,
+            member.path.display(),
             backend.description,
-            clips.len()
+            mine.len()
         );
-        for (acc, p) in sum.iter_mut().zip(trainer::clip_probabilities(model, clips)) {
-            for (a, v) in acc.iter_mut().zip(p) {
-                *a += v / members.len() as f32;
-            }
+        let probabilities = if mine.len() == clips.len() {
+            trainer::clip_probabilities(&member.model, &clips)
+        } else {
+            let own: Vec<trainer::Clip> = mine.iter().map(|&c| clips[c].clone()).collect();
+            trainer::clip_probabilities(&member.model, &own)
+        };
+        for (&c, p) in mine.iter().zip(&probabilities) {
+            sum[c].iter_mut().zip(p).for_each(|(a, v)| *a += v);
+            votes[c] += 1;
         }
+        if scorer.is_some() {
+            let t: Vec<usize> = mine.iter().map(|&c| truth[c]).collect();
+            let p: Vec<usize> = probabilities.iter().map(|p| crate::explain::argmax(p)).collect();
+            per_fold.push(Metrics::compute(&t, &p, &classes));
+        }
+    }
+    for (acc, &n) in sum.iter_mut().zip(&votes) {
+        acc.iter_mut().for_each(|a| *a /= n.max(1) as f32);
     }
     let predicted: Vec<usize> = sum.iter().map(|p| crate::explain::argmax(p)).collect();
     let metrics = Metrics::compute(&truth, &predicted, &classes);
     if let Some(out) = &args.predictions {
-        let group_of: std::collections::HashMap<&Path, &str> = examples
-            .iter()
-            .map(|e| (e.path.as_path(), e.group.as_str()))
-            .collect();
         let mut csv = format!("file,group,true,predicted,{}\n", classes.join(","));
-        for (((file, &t), &p), probs) in files.iter().zip(&truth).zip(&predicted).zip(&sum) {
+        for (((clip, &t), &p), probs) in clips.iter().zip(&truth).zip(&predicted).zip(&sum) {
             let cells: Vec<String> = probs.iter().map(|v| format!("{v:.6}")).collect();
             csv.push_str(&format!(
                 "{},{},{},{},{}\n",
-                file.display(),
-                group_of.get(file.as_path()).copied().unwrap_or(""),
+                clip.path.display(),
+                group_of.get(clip.path.as_path()).copied().unwrap_or(""),
                 classes[t],
                 classes[p],
                 cells.join(",")
@@ -699,13 +672,29 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         std::fs::write(out, csv).map_err(|e| format!("{}: {e}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
+    let summary = (!per_fold.is_empty()).then(|| fold_summary(&per_fold));
     if args.json {
+        let report = match &summary {
+            Some(summary) => json!({ "folds": per_fold, "summary": summary, "pooled": metrics }),
+            None => serde_json::to_value(&metrics).map_err(|e| e.to_string())?,
+        };
         println!(
             "{}",
-            serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
     } else {
-        if members.len() > 1 {
+        if let Some(summary) = &summary {
+            println!(
+                "out of fold: each recording scored by the one member whose card lists it as a test group"
+            );
+            for (member, m) in members.iter().zip(&per_fold) {
+                println!("  {}: {}", member.card.name, m.summary());
+            }
+            for line in fold_summary_lines(summary) {
+                println!("{line}");
+            }
+            print!("  pooled: ");
+        } else if members.len() > 1 {
             println!("ensemble of {} models (probabilities averaged)", members.len());
         }
         println!("{}", metrics.summary());
@@ -721,19 +710,82 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
+/// Which ensemble member scores each test group (out-of-fold evaluation).
+type Scorers = HashMap<String, usize>;
+
+/// The test groups named in the members' cards. Members that share them (runs on the same
+/// fold) are all scored on them; members with disjoint ones (the folds of one cross-validation
+/// run) each score only their own, out of fold, and the map says which member scores a group.
+/// Anything else would let a member vote on a recording it trained on.
+fn card_test_groups(members: &[ensemble::Member]) -> Result<(Vec<String>, Option<Scorers>), String> {
+    let lists = members
+        .iter()
+        .map(|m| {
+            m.card
+                .training
+                .get("test_groups")
+                .and_then(|g| g.as_array())
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect::<Vec<_>>()
+                })
+                .ok_or_else(|| format!("{}: the model card lists no test groups", m.path.display()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if lists.iter().all(|l| *l == lists[0]) {
+        return Ok((lists[0].clone(), None));
+    }
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for (i, list) in lists.iter().enumerate() {
+        for g in list {
+            if let Some(j) = owner.insert(g.clone(), i)
+                && j != i
+            {
+                return Err(format!(
+                    "{}: its card's test groups overlap those of {} ({g}) without being the same; ensemble members must share their test groups (one fold of runs with the same --split-seed) or have disjoint ones (the folds of one cross-validation run)",
+                    members[i].path.display(),
+                    members[j].path.display()
+                ));
+            }
+        }
+    }
+    let mut groups: Vec<String> = owner.keys().cloned().collect();
+    groups.sort();
+    Ok((groups, Some(owner)))
+}
+
 fn card(model: &str, notes: &[String], name: Option<&str>) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
-    let (model, mut card) =
-        checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
-    if !notes.is_empty() || name.is_some() {
-        card.notes.extend(notes.iter().cloned());
-        if let Some(n) = name {
-            card.name = n.to_string();
+    let edit = !notes.is_empty() || name.is_some();
+    let value = if ensemble::is_manifest(&path) {
+        let mut manifest = ensemble::Manifest::read(&path)?;
+        if edit {
+            manifest.notes.extend(notes.iter().cloned());
+            if let Some(n) = name {
+                manifest.name = n.to_string();
+            }
+            manifest.write(&path)?;
         }
-        checkpoint::save(&model, &card, &path)?;
-    }
+        // The members' cards follow the manifest: their data, protocol and figures.
+        let e = Ensemble::load(&path, &burn::tensor::Device::flex())?;
+        let mut value = serde_json::to_value(&manifest).map_err(|e| e.to_string())?;
+        value["member_cards"] = e.members.iter().map(|m| json!(m.card)).collect();
+        value
+    } else {
+        let (model, mut card) =
+            checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
+        if edit {
+            card.notes.extend(notes.iter().cloned());
+            if let Some(n) = name {
+                card.name = n.to_string();
+            }
+            checkpoint::save(&model, &card, &path)?;
+        }
+        serde_json::to_value(&card).map_err(|e| e.to_string())?
+    };
     use std::io::Write;
-    let text = serde_json::to_string_pretty(&card).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
     // A closed pipe (`| head`) is not an error.
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(0)
@@ -741,18 +793,21 @@ fn card(model: &str, notes: &[String], name: Option<&str>) -> Result<i32, String
 
 fn filters(model: &str) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
-    let (model, _) = checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
+    let e = Ensemble::load(&path, &burn::tensor::Device::flex())?;
+    let tables: Vec<(String, Vec<explain::FilterInfo>)> = e
+        .members
+        .iter()
+        .map(|m| (m.label(), explain::filters(&m.model)))
+        .collect();
+    let tables: Vec<(String, &[explain::FilterInfo])> =
+        tables.iter().map(|(l, f)| (l.clone(), f.as_slice())).collect();
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) ends the listing quietly.
-    if writeln!(out, "{}", explain::export::FILTER_CSV_HEADER).is_err() {
-        return Ok(0);
-    }
-    for f in explain::filters(&model) {
-        if writeln!(out, "{}", explain::export::filter_csv_row(&f)).is_err() {
-            break;
-        }
-    }
+    let _ = write!(
+        std::io::stdout().lock(),
+        "{}",
+        explain::export::members_filters_csv(&tables)
+    );
     Ok(0)
 }
 
@@ -937,27 +992,7 @@ fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, Str
         .iter()
         .map(|r| serde_json::from_value(r["metrics"].clone()).expect("metrics"))
         .collect();
-    let stat = |f: &dyn Fn(&Metrics) -> f64| {
-        let v: Vec<f64> = per_fold.iter().map(f).collect();
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
-        json!({ "mean": mean, "sd": sd })
-    };
-    let mut summary = serde_json::Map::new();
-    summary.insert("accuracy".into(), stat(&|m| m.accuracy));
-    summary.insert("uar".into(), stat(&|m| m.uar));
-    summary.insert("macro_f1".into(), stat(&|m| m.macro_f1));
-    if per_fold.iter().all(|m| m.heart.is_some()) {
-        summary.insert("macc".into(), stat(&|m| m.heart.as_ref().map_or(0.0, |h| h.macc)));
-        summary.insert(
-            "sensitivity".into(),
-            stat(&|m| m.heart.as_ref().map_or(0.0, |h| h.sensitivity)),
-        );
-        summary.insert(
-            "specificity".into(),
-            stat(&|m| m.heart.as_ref().map_or(0.0, |h| h.specificity)),
-        );
-    }
+    let summary = fold_summary(&per_fold);
     let pooled = Metrics::compute(&truth_all, &predicted_all, &ctx.data.classes);
     let report = json!({
         "data": args.data.display().to_string(),
@@ -981,15 +1016,28 @@ fn cross_validate(ctx: &TrainContext, examples: Vec<Example>) -> Result<i32, Str
     for (k, m) in per_fold.iter().enumerate() {
         println!("  fold {}: {}", k + 1, m.summary());
     }
-    for (name, v) in &summary {
-        println!(
-            "  {name:<12} {:.3} ± {:.3}",
-            v["mean"].as_f64().unwrap_or(0.0),
-            v["sd"].as_f64().unwrap_or(0.0)
-        );
+    for line in fold_summary_lines(&summary) {
+        println!("{line}");
     }
     println!("  pooled: {}", pooled.summary());
     println!("wrote {}", report_path.display());
+    // The fold models vote together as one model; its name is the run's.
+    let manifest_path = stem.with_extension(ensemble::EXTENSION);
+    let name = stem
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ensemble".into());
+    let members = (1..=args.folds)
+        .map(|k| format!("{name}.fold{k}.iconnet"))
+        .collect();
+    let note = format!(
+        "The {} fold models of `{}`, their probabilities averaged. Every recording of the data was a test recording of one member: `iconnet eval DATA --model {} --card-test-groups` scores each with that member only (the out-of-fold figures above); on new recordings all members vote.",
+        args.folds,
+        ctx.command,
+        manifest_path.display()
+    );
+    ensemble::Manifest::new(&name, members, vec![note]).write(&manifest_path)?;
+    println!("wrote {}", manifest_path.display());
     Ok(0)
 }
 

@@ -20,8 +20,12 @@ fn digits_model() -> PathBuf {
 }
 
 fn app(file: Option<PathBuf>) -> Harness<'static, StudioApp> {
+    app_with(digits_model(), file)
+}
+
+fn app_with(model: PathBuf, file: Option<PathBuf>) -> Harness<'static, StudioApp> {
     let options = AppOptions {
-        model: digits_model(),
+        model,
         file,
         backend: BackendChoice::Flex,
         screenshot: None,
@@ -137,12 +141,44 @@ fn selecting_a_filter_in_the_table_selects_it_everywhere() {
         .click();
     h.run_steps(2);
     let app = h.state();
-    let model = app.data.model.as_ref().unwrap();
+    let model = app.data.model.as_ref().unwrap().member(0);
     let selected = app.view.selected_filter.unwrap();
     assert_eq!(
         (model.filters[selected].block, model.filters[selected].filter),
         (0, 5)
     );
+}
+
+#[test]
+fn an_ensemble_shows_its_vote_and_explains_with_every_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pair.ensemble");
+    let member = digits_model().display().to_string();
+    iconnet::model::ensemble::Manifest::new("pair", vec![member.clone(), member], vec![])
+        .write(&manifest)
+        .unwrap();
+    let file = common::shared_data().join("fsdd/7_george_3.wav");
+    let mut h = app_with(manifest, Some(file));
+    step_until(&mut h, "analysis", |a| a.data.analysis.is_some() && a.idle());
+    let analysis = h.state().data.analysis.clone().unwrap();
+    assert_eq!(analysis.member_probabilities.len(), 2);
+    assert_eq!(h.state().data.model.as_ref().unwrap().name(), "pair");
+    h.get_by_label_contains("ensemble of 2 models");
+    h.get_by_label_contains("2 members; filters of");
+    h.get_by_label("Grad-CAM").click();
+    step_until(&mut h, "Grad-CAM", |a| {
+        a.idle()
+            && a.data
+                .heatmap
+                .as_ref()
+                .is_some_and(|m| m.method == HeatmapMethod::GradCam)
+    });
+    assert!(h.state().error().is_none(), "{:?}", h.state().error());
+    let map = h.state().data.heatmap.clone().unwrap();
+    // Two identical members: the mean of two maps scaled to one is that map scaled to one.
+    assert_eq!(map.values.len(), analysis.attention.len());
+    let max = map.values.iter().copied().fold(0f32, f32::max);
+    assert!((max - 1.0).abs() < 1e-6, "{max}");
 }
 
 #[test]

@@ -4,7 +4,10 @@ mod common;
 
 use std::process::Command;
 
+use burn::tensor::Device;
 use common::shared_data;
+use iconnet::model::checkpoint;
+use iconnet::model::ensemble::Manifest;
 
 fn iconnet() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_iconnet"));
@@ -162,16 +165,38 @@ fn train_then_predict_json_with_one_bad_file() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Members tested on disjoint groups (the folds of one run) are scored out of fold: each
+    // on its own test groups only, so each fold's figure is the one on its card.
     let mixed = format!("{},{}", model.display(), other.display());
     let out = iconnet()
-        .args(["eval", shared_data().join("fsdd").to_str().unwrap()])
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json"])
         .args(["--card-test-groups", "--limit", "3", "--model", &mixed])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let oof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(oof["folds"][0]["accuracy"], card["metrics"]["test"]["accuracy"]);
+    assert_eq!(oof["folds"][1]["n"], 30);
+    assert_eq!(oof["pooled"]["n"], 60);
+    assert!(oof["summary"]["uar"]["sd"].is_number());
+
+    // Test groups that overlap without being the same: a member could have trained on a
+    // recording it votes on. Refused, naming it.
+    let overlap = dir.path().join("overlap.iconnet");
+    let (m, mut c) = checkpoint::load(&other, &Device::flex()).unwrap();
+    c.training
+        .insert("test_groups".into(), serde_json::json!(["theo", "lucas"]));
+    checkpoint::save(&m, &c, &overlap).unwrap();
+    let out = iconnet()
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap()])
+        .args(["--card-test-groups", "--limit", "3", "--model"])
+        .arg(format!("{},{}", model.display(), overlap.display()))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("other.iconnet") && err.contains("test groups"),
+        err.contains("overlap.iconnet") && err.contains("test groups"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -241,17 +266,39 @@ fn train_then_predict_json_with_one_bad_file() {
         assert!((z - (x + y) / 2.0).abs() < 1e-6);
     }
 
-    let plain = iconnet()
-        .args([
-            "predict",
-            "--model",
-            model.to_str().unwrap(),
-            good.to_str().unwrap(),
-        ])
-        .output()
+    // The same pair as an ensemble manifest: one model named by the manifest, the same votes.
+    let pair = dir.path().join("pair.ensemble");
+    let members = vec!["tiny.iconnet".to_string(), "other.iconnet".to_string()];
+    Manifest::new("pair", members, vec!["two tiny models".into()])
+        .write(&pair)
         .unwrap();
-    assert!(plain.status.success());
-    assert!(String::from_utf8_lossy(&plain.stdout).contains("3_lucas_7.wav"));
+    let p = predict_json(pair.to_str().unwrap());
+    assert_eq!(p["model"], "pair");
+    assert_eq!(p["probabilities"], e["probabilities"]);
+    assert_eq!(p["member_probabilities"].as_array().unwrap().len(), 2);
+    let run = |args: &[&str]| -> String {
+        let out = iconnet().args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed: serde_json::Value =
+        serde_json::from_str(&run(&["card", pair.to_str().unwrap(), "--note", "checked"])).unwrap();
+    assert_eq!(listed["member_cards"][1]["name"], "other");
+    assert_eq!(listed["notes"], serde_json::json!(["two tiny models", "checked"]));
+    assert_eq!(Manifest::read(&pair).unwrap().notes.len(), 2, "the note is kept");
+    let table = run(&["filters", pair.to_str().unwrap()]);
+    assert!(table.starts_with("member,block,filter"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("other,")));
+    let plain = run(&[
+        "predict",
+        "--model",
+        pair.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert!(
+        plain.contains("3_lucas_7.wav") && plain.contains("of 2 members"),
+        "{plain}"
+    );
 }
 
 #[test]
@@ -336,6 +383,26 @@ fn grouped_cross_validation_writes_a_report() {
     assert_eq!(report["pooled"]["n"], 80);
     assert!(report["summary"]["uar"]["sd"].is_number());
     assert!(dir.path().join("cv.fold1.iconnet").is_file() && dir.path().join("cv.fold2.iconnet").is_file());
+    // The run's fold models as one ensemble; scored out of fold, it reproduces every fold.
+    let ensemble = dir.path().join("cv.ensemble");
+    assert!(stdout.contains("cv.ensemble"), "{stdout}");
+    let eval = iconnet()
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json"])
+        .args([
+            "--card-test-groups",
+            "--limit",
+            "2",
+            "--model",
+            ensemble.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let oof: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    for (k, fold) in folds.iter().enumerate() {
+        assert_eq!(oof["folds"][k], fold["metrics"], "fold {}", k + 1);
+    }
+    assert_eq!(oof["pooled"], report["pooled"]);
 
     // Another training seed with the first run's split seed (the default seed, 0): the same
     // folds and validation groups, so the two runs can be ensembled fold by fold.

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use iconnet::live::{InputSpec, LiveConfig, LiveEvent, LiveSession, LiveSummary};
-use iconnet::model::checkpoint;
+use iconnet::model::Ensemble;
 
-fn model() -> iconnet::model::IConNet {
+fn model() -> Ensemble {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.iconnet");
-    checkpoint::load(&path, &Device::flex()).unwrap().0
+    Ensemble::load(&path, &Device::flex()).unwrap()
 }
 
 fn speech_file() -> PathBuf {

@@ -5,7 +5,9 @@ use crate::explain::attribution::HeatmapMethod;
 /// Passed mutably to every panel each frame; panels read it and write what the user changed.
 #[derive(Clone, Debug)]
 pub struct ViewContext {
-    /// Selected filter (index into `ModelView::filters`).
+    /// Ensemble member whose filters the filter views show (0 for a single checkpoint).
+    pub member: usize,
+    /// Selected filter (index into that member's `MemberView::filters`).
     pub selected_filter: Option<usize>,
     /// Time the user clicked, seconds.
     pub cursor_s: Option<f64>,
@@ -29,6 +31,7 @@ pub struct ViewContext {
 impl Default for ViewContext {
     fn default() -> Self {
         Self {
+            member: 0,
             selected_filter: None,
             cursor_s: None,
             playhead_s: None,

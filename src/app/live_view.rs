@@ -109,7 +109,7 @@ impl LiveApp {
             config.record = Some(default_recording_path());
         }
         let notify = ctx.clone();
-        self.session = Some(LiveSession::start_from_checkpoint(
+        self.session = Some(LiveSession::start_from_file(
             self.options.model_path.clone(),
             self.options.device.clone(),
             self.options.input.clone(),
@@ -156,7 +156,7 @@ impl LiveApp {
             self.latencies.pop_front();
         }
         let model = self.options.model.clone();
-        let rate = model.card.config.sample_rate;
+        let rate = model.card().config.sample_rate;
         let recording = RecordingView {
             path: PathBuf::from("live input"),
             rate,

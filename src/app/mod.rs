@@ -222,7 +222,7 @@ impl StudioApp {
     }
 
     pub fn open(&mut self, path: PathBuf) {
-        if path.extension().is_some_and(|e| e == "iconnet") {
+        if path.extension().is_some_and(|e| e == "iconnet") || crate::model::ensemble::is_manifest(&path) {
             self.load_model(path);
             return;
         }
@@ -282,6 +282,7 @@ impl StudioApp {
                 }
                 Report::Progress(p) => self.status.progress = Some(p),
                 Report::ModelLoaded(Ok(m)) => {
+                    self.view.member = 0;
                     self.view.selected_filter = None;
                     self.view.heatmap_class = 0;
                     self.heatmaps.clear();
@@ -379,8 +380,8 @@ impl StudioApp {
                 let h = self.data.heatmap.as_deref().ok_or("no heatmap")?;
                 write(serde_json::to_string_pretty(&export::heatmap_json(h)).map_err(|e| e.to_string())?)
             }
-            Export::FiltersCsv => write(export::filters_csv(
-                &self.data.model.as_ref().ok_or("no model")?.filters,
+            Export::FiltersCsv => write(export::members_filters_csv(
+                &self.data.model.as_ref().ok_or("no model")?.filter_tables(),
             )),
             Export::ProbabilitiesJson => {
                 let a = self.data.analysis.as_deref().ok_or("no analysis")?;
@@ -400,7 +401,7 @@ impl StudioApp {
         std::thread::spawn(move || {
             let dialog = rfd::FileDialog::new();
             let dialog = if model {
-                dialog.add_filter("IConNet checkpoint", &["iconnet"])
+                dialog.add_filter("IConNet model (checkpoint or ensemble)", &["iconnet", "ensemble"])
             } else {
                 dialog
                     .add_filter("Recordings", &["wav", "WAV", "hea"])
@@ -484,7 +485,8 @@ impl StudioApp {
             Source::Recording => samples.to_vec(),
             Source::Filtered(i) => {
                 let Some(model) = &self.data.model else { return };
-                let f = &model.filters[*i];
+                let model = model.member(self.view.member);
+                let Some(f) = model.filters.get(*i) else { return };
                 let kernel: Vec<f32> = f.kernel(model.taps_of(f)).iter().map(|&v| v as f32).collect();
                 crate::dsp::fftconv::correlate_same(samples, &kernel)
             }
@@ -560,12 +562,13 @@ impl StudioApp {
             ui.menu_button("Model", |ui| {
                 let dir = crate::cli::bundled_models_dir();
                 for name in crate::cli::BUNDLED {
-                    let p = dir.join(format!("{name}.iconnet"));
-                    if p.is_file() && ui.button(format!("bundled: {name}")).clicked() {
+                    if let Some(p) = crate::cli::bundled_model(&dir, name)
+                        && ui.button(format!("bundled: {name}")).clicked()
+                    {
                         self.load_model(p);
                     }
                 }
-                if ui.button("Open checkpoint...").clicked() {
+                if ui.button("Open checkpoint or ensemble...").clicked() {
                     self.pick_file(true);
                 }
                 ui.separator();
@@ -652,7 +655,7 @@ impl StudioApp {
             ui.radio_value(&mut method, m, m.label());
         }
         if let Some(model) = &self.data.model {
-            let classes = &model.card.config.classes;
+            let classes = &model.card().config.classes;
             ui.add_enabled_ui(method.needs_class(), |ui| {
                 egui::ComboBox::from_label("explained class")
                     .selected_text(classes.get(class).cloned().unwrap_or_default())
@@ -718,8 +721,9 @@ impl StudioApp {
             .open(&mut open)
             .default_size([560.0, 480.0])
             .show(ctx, |ui| {
-                let card = &model.card;
                 ui.label(format!("file: {}", model.path.display()));
+                let member = model.member(self.view.member);
+                let card = &member.card;
                 ui.label(format!(
                     "architecture {} · {} Hz · {} · classes: {}",
                     card.config.arch,
@@ -728,6 +732,22 @@ impl StudioApp {
                     card.config.classes.join(", ")
                 ));
                 egui::ScrollArea::vertical().show(ui, |ui| {
+                    if model.is_ensemble() {
+                        ui.label(format!(
+                            "ensemble of {} models: their probabilities are averaged",
+                            model.members.len()
+                        ));
+                        for n in &model.notes {
+                            ui.label(format!("- {n}"));
+                        }
+                        ui.horizontal(|ui| {
+                            ui.label("member card:");
+                            for (i, m) in model.members.iter().enumerate() {
+                                ui.selectable_value(&mut self.view.member, i, m.label());
+                            }
+                        });
+                        ui.label(format!("file: {}", member.path.display()));
+                    }
                     for n in &card.notes {
                         ui.label(format!("- {n}"));
                     }

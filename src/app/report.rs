@@ -39,9 +39,9 @@ pub fn write_report(
 ) -> Result<(Vec<PathBuf>, Vec<String>), String> {
     std::fs::create_dir_all(req.out).map_err(|e| format!("{}: {e}", req.out.display()))?;
     let (model, view) = super::worker::load_model(req.model, device, backend)?;
-    let rate = model.config.sample_rate;
+    let rate = model.config().sample_rate;
     let (samples, decoded) = crate::audio::load_for_model(req.file, rate).map_err(|e| e.to_string())?;
-    let analysis = Arc::new(explain::analyse(&model, &samples));
+    let analysis = Arc::new(explain::analyse_ensemble(&model, &samples)?);
     let class = match req.class {
         None => analysis.top_class,
         Some(c) => analysis
@@ -52,15 +52,13 @@ pub fn write_report(
     };
     let autodiff = attribution::load_for_attribution(req.model, device)?;
     let mut heatmaps: Vec<Arc<Heatmap>> = vec![Arc::new(attribution::attention(&analysis))];
-    heatmaps.push(Arc::new(attribution::grad_cam(&autodiff, &samples, class)?));
-    if !autodiff.blocks.is_empty() {
-        heatmaps.push(Arc::new(attribution::integrated_gradients(
-            &autodiff,
-            &samples,
-            class,
-            req.ig_steps,
-            |_| {},
-        )?));
+    let mut methods = vec![HeatmapMethod::GradCam];
+    if autodiff.models().all(|m| !m.blocks.is_empty()) {
+        methods.push(HeatmapMethod::IntegratedGradients);
+    }
+    for method in methods {
+        let map = attribution::explain_ensemble(&autodiff, &samples, method, class, req.ig_steps, |_| {})?;
+        heatmaps.push(Arc::new(map));
     }
     let mut written = Vec::new();
     let mut write = |name: &str, text: String| -> Result<(), String> {
@@ -74,7 +72,7 @@ pub fn write_report(
     probabilities["backend"] = backend.into();
     probabilities["warnings"] = decoded.warnings.clone().into();
     write("probabilities.json", pretty(&probabilities))?;
-    write("filters.csv", export::filters_csv(&view.filters))?;
+    write("filters.csv", export::members_filters_csv(&view.filter_tables()))?;
     let all: Vec<serde_json::Value> = heatmaps.iter().map(|h| export::heatmap_json(h)).collect();
     write("heatmaps.json", pretty(&serde_json::Value::Array(all)))?;
     for h in &heatmaps {

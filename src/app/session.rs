@@ -9,28 +9,86 @@ use crate::explain::attribution::Heatmap;
 use crate::explain::{Analysis, FilterInfo};
 use crate::model::checkpoint::ModelCard;
 
-/// A loaded model as the views see it.
+/// A loaded model as the views see it: one checkpoint, or the members of an ensemble.
 #[derive(Clone, Debug)]
 pub struct ModelView {
+    /// The checkpoint or ensemble manifest that was opened.
+    pub path: PathBuf,
+    pub name: String,
+    /// The ensemble's notes (empty for a single checkpoint: its notes are on its card).
+    pub notes: Vec<String>,
+    /// At least one.
+    pub members: Vec<MemberView>,
+    /// Backend and adapter the model runs on.
+    pub backend: String,
+}
+
+/// One checkpoint of a loaded model.
+#[derive(Clone, Debug)]
+pub struct MemberView {
     pub path: PathBuf,
     pub card: ModelCard,
     /// Every filter of every FIR block (empty for log-Mel/MFCC models).
     pub filters: Vec<FilterInfo>,
     /// Kernel length per block.
     pub taps: Vec<usize>,
-    /// Backend and adapter the model runs on.
-    pub backend: String,
 }
 
 impl ModelView {
     pub fn name(&self) -> &str {
-        &self.card.name
+        &self.name
+    }
+
+    /// The first member's card: classes, rate and strides are the same for every member.
+    pub fn card(&self) -> &ModelCard {
+        &self.members[0].card
+    }
+
+    pub fn is_ensemble(&self) -> bool {
+        self.members.len() > 1
+    }
+
+    /// Member `i`, or the last one when `i` is past the end (a smaller model was loaded).
+    pub fn member(&self, i: usize) -> &MemberView {
+        &self.members[i.min(self.members.len() - 1)]
     }
 
     pub fn is_heart_model(&self) -> bool {
-        self.card.config.classes.iter().any(|c| c == "abnormal")
+        self.card().config.classes.iter().any(|c| c == "abnormal")
     }
 
+    pub fn cards(&self) -> impl Iterator<Item = &ModelCard> {
+        self.members.iter().map(|m| &m.card)
+    }
+
+    /// How many members learned from the recording named `record` (its file stem) or used it
+    /// to choose their checkpoint, for models whose groups are single recordings (heart
+    /// sounds); 0 when the cards cannot tell.
+    pub fn members_that_saw(&self, record: &str) -> usize {
+        self.cards()
+            .filter(|card| {
+                let layout = card.training.get("layout").and_then(|l| l.as_str());
+                layout.is_some_and(crate::train::dataset::groups_are_recordings)
+                    && ["train_groups", "validation_groups"].iter().any(|key| {
+                        card.training
+                            .get(*key)
+                            .and_then(|g| g.as_array())
+                            .is_some_and(|g| g.iter().any(|v| v.as_str() == Some(record)))
+                    })
+            })
+            .count()
+    }
+
+    /// Every member's filters with its label, for the filter table exports.
+    pub fn filter_tables(&self) -> Vec<(String, &[FilterInfo])> {
+        self.members
+            .iter()
+            .map(|m| (m.label(), m.filters.as_slice()))
+            .collect()
+    }
+}
+
+impl MemberView {
     /// Indices into `filters` of the first block's filters, ordered by centre frequency.
     pub fn first_block_by_centre(&self) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.filters.len())
@@ -46,6 +104,11 @@ impl ModelView {
 
     pub fn taps_of(&self, filter: &FilterInfo) -> usize {
         self.taps.get(filter.block).copied().unwrap_or(1)
+    }
+
+    /// "fold 3" style label: the file name without its extension.
+    pub fn label(&self) -> String {
+        crate::model::ensemble::member_label(&self.path, &self.card.name)
     }
 }
 

@@ -9,11 +9,11 @@ use std::thread::JoinHandle;
 use burn::tensor::Device;
 
 use super::decimate::MinMaxPyramid;
-use super::session::{ModelView, RecordingView};
+use super::session::{MemberView, ModelView, RecordingView};
 use crate::backend::BackendChoice;
 use crate::explain::attribution::{self, Heatmap, HeatmapMethod};
 use crate::explain::{self, Analysis};
-use crate::model::{IConNet, checkpoint};
+use crate::model::Ensemble;
 
 /// Work for the worker.
 #[derive(Clone, Debug)]
@@ -113,9 +113,9 @@ impl Drop for Worker {
 struct State {
     device: Device,
     backend: String,
-    model: Option<(IConNet, Arc<ModelView>)>,
+    model: Option<(Ensemble, Arc<ModelView>)>,
     /// The same weights on the autodiff device, made on the first attribution request.
-    autodiff_model: Option<IConNet>,
+    autodiff_model: Option<Ensemble>,
     /// The opened file and its samples at the model's rate.
     recording: Option<(PathBuf, Vec<f32>)>,
 }
@@ -152,7 +152,7 @@ impl State {
             send(Report::Opened(Err("no model loaded".into())));
             return;
         };
-        let rate = model.config.sample_rate;
+        let rate = model.config().sample_rate;
         match crate::audio::load_for_model(path, rate) {
             Ok((samples, decoded)) => {
                 send(Report::Progress(0.3));
@@ -166,8 +166,8 @@ impl State {
                 };
                 send(Report::Opened(Ok(Arc::new(view))));
                 send(Report::Busy(format!("analysing {}", path.display())));
-                let analysis = explain::analyse(model, &samples);
-                send(Report::Analysed(Ok(Arc::new(analysis))));
+                let analysis = explain::analyse_ensemble(model, &samples).map(Arc::new);
+                send(Report::Analysed(analysis));
                 self.recording = Some((path.to_path_buf(), samples));
             }
             Err(e) => send(Report::Opened(Err(e.to_string()))),
@@ -184,31 +184,38 @@ impl State {
             return Err("open a recording first".into());
         };
         if self.autodiff_model.is_none() {
-            let (model, _) =
-                checkpoint::load(&view.path, &self.device.clone().autodiff()).map_err(|e| e.to_string())?;
-            self.autodiff_model = Some(model);
+            self.autodiff_model = Some(attribution::load_for_attribution(&view.path, &self.device)?);
         }
         let model = self.autodiff_model.as_ref().expect("just loaded");
-        let map = match method {
-            HeatmapMethod::Attention => return Err("attention comes with the analysis".into()),
-            HeatmapMethod::GradCam => attribution::grad_cam(model, samples, class)?,
-            HeatmapMethod::IntegratedGradients => {
-                attribution::integrated_gradients(model, samples, class, 16, |f| send(Report::Progress(f)))?
-            }
-        };
+        let map =
+            attribution::explain_ensemble(model, samples, method, class, 16, |f| send(Report::Progress(f)))?;
         Ok(Arc::new(map))
     }
 }
 
-/// Loads a checkpoint and describes it for the views.
-pub fn load_model(path: &Path, device: &Device, backend: &str) -> Result<(IConNet, Arc<ModelView>), String> {
-    let (model, card) = checkpoint::load(path, device).map_err(|e| e.to_string())?;
-    let view = ModelView {
-        path: path.to_path_buf(),
-        card,
-        filters: explain::filters(&model),
-        taps: model.blocks.iter().map(|b| b.bank.taps).collect(),
+/// Loads a checkpoint or an ensemble manifest and describes it for the views.
+pub fn load_model(path: &Path, device: &Device, backend: &str) -> Result<(Ensemble, Arc<ModelView>), String> {
+    let ensemble = Ensemble::load(path, device)?;
+    let view = describe(&ensemble, backend);
+    Ok((ensemble, Arc::new(view)))
+}
+
+/// What the views need to know about a loaded model.
+fn describe(ensemble: &Ensemble, backend: &str) -> ModelView {
+    ModelView {
+        path: ensemble.path.clone(),
+        name: ensemble.name.clone(),
+        notes: ensemble.notes.clone(),
+        members: ensemble
+            .members
+            .iter()
+            .map(|m| MemberView {
+                path: m.path.clone(),
+                card: m.card.clone(),
+                filters: explain::filters(&m.model),
+                taps: m.model.blocks.iter().map(|b| b.bank.taps).collect(),
+            })
+            .collect(),
         backend: backend.to_string(),
-    };
-    Ok((model, Arc::new(view)))
+    }
 }

@@ -1,7 +1,7 @@
 //! Heatmaps over time: the model's own attention weights, Grad-CAM on the pooling input, and
 //! integrated gradients on the waveform. All are per pooling frame, on the analysis' time axis.
 
-use crate::model::{AudioBatch, IConNet};
+use crate::model::{AudioBatch, Ensemble, IConNet};
 
 /// How a heatmap was computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -107,14 +107,70 @@ impl Heatmap {
     }
 }
 
-/// Loads a checkpoint for attributions: on the autodiff variant of `device`, dropout off.
+/// Loads a checkpoint or an ensemble for attributions: on the autodiff variant of `device`,
+/// dropout off.
 pub fn load_for_attribution(
     path: &std::path::Path,
     device: &burn::tensor::Device,
-) -> Result<IConNet, String> {
-    crate::model::checkpoint::load(path, &device.clone().autodiff())
-        .map(|(m, _)| m.without_dropout())
-        .map_err(|e| e.to_string())
+) -> Result<Ensemble, String> {
+    Ensemble::load(path, &device.clone().autodiff()).map(Ensemble::without_dropout)
+}
+
+/// Grad-CAM or integrated gradients (`ig_steps` steps) for `class` from every member of
+/// `ensemble`, combined by [`average_heatmaps`]. The members must live on an autodiff device;
+/// `progress` gets the fraction done over all members.
+pub fn explain_ensemble(
+    ensemble: &Ensemble,
+    samples: &[f32],
+    method: HeatmapMethod,
+    class: usize,
+    ig_steps: usize,
+    mut progress: impl FnMut(f32),
+) -> Result<Heatmap, String> {
+    let n = ensemble.len() as f32;
+    let mut maps = Vec::with_capacity(ensemble.len());
+    for (i, model) in ensemble.models().enumerate() {
+        let map = match method {
+            HeatmapMethod::Attention => return Err("attention comes with the analysis".into()),
+            HeatmapMethod::GradCam => grad_cam(model, samples, class)?,
+            HeatmapMethod::IntegratedGradients => {
+                integrated_gradients(model, samples, class, ig_steps, |f| progress((i as f32 + f) / n))?
+            }
+        };
+        progress((i + 1) as f32 / n);
+        maps.push(map);
+    }
+    average_heatmaps(maps)
+}
+
+/// One heatmap from the members' maps of the same clip. A single map is returned as it is; for
+/// several, each is first scaled to a maximum of one and the scaled maps are averaged, so every
+/// member has the same say whatever the scale of its gradients.
+pub fn average_heatmaps(maps: Vec<Heatmap>) -> Result<Heatmap, String> {
+    let mut maps = maps.into_iter();
+    let first = maps.next().ok_or("an ensemble needs at least one model")?;
+    let rest: Vec<Heatmap> = maps.collect();
+    if rest.is_empty() {
+        return Ok(first);
+    }
+    let n = (rest.len() + 1) as f32;
+    let mut sum = first.normalised();
+    for m in &rest {
+        if m.values.len() != sum.len() || m.method != first.method || m.class != first.class {
+            return Err(format!(
+                "ensemble members' heatmaps do not line up ({} frames of {} against {} of {})",
+                m.values.len(),
+                m.title(),
+                sum.len(),
+                first.title()
+            ));
+        }
+        for (s, v) in sum.iter_mut().zip(m.normalised()) {
+            *s += v;
+        }
+    }
+    sum.iter_mut().for_each(|s| *s /= n);
+    Ok(Heatmap { values: sum, ..first })
 }
 
 /// Grad-CAM for `class` on one normalised clip. `model` must live on an autodiff device.
@@ -254,6 +310,22 @@ mod tests {
         assert_eq!((r[0].0, r[0].1), (0.5, 1.5));
         assert!((r[0].2 - 0.9).abs() < 1e-6);
         assert_eq!((r[1].0, r[1].1), (2.0, 2.5));
+    }
+
+    #[test]
+    fn members_maps_are_scaled_to_one_then_averaged() {
+        // Scaled: [0.5, 1, 0] and [1, 0, 0] -> mean [0.75, 0.5, 0].
+        let e = average_heatmaps(vec![map(vec![2.0, 4.0, 0.0]), map(vec![0.1, 0.0, 0.0])]).unwrap();
+        assert_eq!(e.values, vec![0.75, 0.5, 0.0]);
+        assert_eq!(e.frame_s, 0.5);
+        // One member keeps the values it computed.
+        assert_eq!(
+            average_heatmaps(vec![map(vec![2.0, 4.0])]).unwrap().values,
+            vec![2.0, 4.0]
+        );
+        let e = average_heatmaps(vec![map(vec![1.0, 1.0]), map(vec![1.0])]).unwrap_err();
+        assert!(e.contains("do not line up"), "{e}");
+        assert!(average_heatmaps(vec![]).is_err());
     }
 
     #[test]

@@ -37,6 +37,28 @@ pub fn filters_csv(filters: &[FilterInfo]) -> String {
     out
 }
 
+/// The filter tables of several models, e.g. an ensemble's members: with more than one, each
+/// row starts with a `member` column naming its model; one model gives [`filters_csv`].
+pub fn members_filters_csv(members: &[(String, &[FilterInfo])]) -> String {
+    if let [(_, filters)] = members {
+        return filters_csv(filters);
+    }
+    let mut out = format!(
+        "member,{FILTER_CSV_HEADER}
+"
+    );
+    for (name, filters) in members {
+        for f in filters.iter() {
+            out.push_str(&format!(
+                "{name},{}
+",
+                filter_csv_row(f)
+            ));
+        }
+    }
+    out
+}
+
 /// `time_s,weight` per frame, with the method in a comment line.
 pub fn heatmap_csv(h: &Heatmap) -> String {
     let mut out = format!("# {}\ntime_s,weight\n", h.title());
@@ -65,12 +87,17 @@ pub fn probabilities_json(file: &str, model: &str, a: &Analysis) -> Value {
         .zip(&a.probabilities)
         .map(|(c, p)| (c.clone(), json!(p)))
         .collect();
-    json!({
+    let mut out = json!({
         "file": file,
         "model": model,
         "top_class": a.classes[a.top_class],
         "probabilities": probabilities,
-    })
+    });
+    if !a.member_probabilities.is_empty() {
+        out["member_probabilities"] = json!(a.member_probabilities);
+        out["members_favouring_top_class"] = json!(a.members_voting_for(a.top_class));
+    }
+    out
 }
 
 /// Audacity label track: `start<TAB>end<TAB>label` per region whose normalised weight is at

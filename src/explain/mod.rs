@@ -7,7 +7,7 @@ pub mod export;
 use burn::tensor::activation::softmax;
 
 use crate::dsp::kernel::{bandpass_kernel, generalized_cosine_window, magnitude_response_db};
-use crate::model::{AudioBatch, IConNet};
+use crate::model::{AudioBatch, Ensemble, IConNet};
 
 /// One learned filter of one block (for a multi-channel block: one input channel's kernel).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -117,6 +117,19 @@ pub struct Analysis {
     /// First block's band energies `[filters][frames_1]` (NLReLU), if a FIR front-end.
     pub band_energy: Option<Vec<Vec<f32>>>,
     pub band_energy_frame_s: f64,
+    /// Each member's probabilities, for an ensemble (empty for a single model).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub member_probabilities: Vec<Vec<f32>>,
+}
+
+impl Analysis {
+    /// How many members of an ensemble give `class` their highest probability.
+    pub fn members_voting_for(&self, class: usize) -> usize {
+        self.member_probabilities
+            .iter()
+            .filter(|p| argmax(p) == class)
+            .count()
+    }
 }
 
 /// Runs `model` on one normalised clip at the model's rate.
@@ -147,16 +160,23 @@ pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
         frame_s: stride / rate,
         band_energy,
         band_energy_frame_s: first_stride / rate,
+        member_probabilities: Vec::new(),
     }
 }
 
+/// Runs every member of `ensemble` on one normalised clip and averages their analyses.
+pub fn analyse_ensemble(ensemble: &Ensemble, samples: &[f32]) -> Result<Analysis, String> {
+    average_analyses(ensemble.models().map(|m| analyse(m, samples)).collect())
+}
+
 /// The analysis of an ensemble: class probabilities and attention weights averaged over the
-/// members' analyses of the same clip. Band energies are left out: each member has its own
-/// filters, so their bands do not line up.
+/// members' analyses of the same clip. Band energies are the first member's: each member has
+/// its own filters, so their bands do not line up and cannot be averaged.
 pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
     let mut members = members.into_iter();
     let mut first = members.next().ok_or("an ensemble needs at least one model")?;
     let mut n = 1.0f32;
+    let mut votes = vec![first.probabilities.clone()];
     for a in members {
         if a.classes != first.classes {
             return Err(format!(
@@ -175,6 +195,7 @@ pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
         for (x, y) in first.probabilities.iter_mut().zip(&a.probabilities) {
             *x += y;
         }
+        votes.push(a.probabilities);
         for (x, y) in first.attention.iter_mut().zip(&a.attention) {
             *x += y;
         }
@@ -183,8 +204,8 @@ pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
     if n > 1.0 {
         first.probabilities.iter_mut().for_each(|p| *p /= n);
         first.attention.iter_mut().for_each(|w| *w /= n);
-        first.band_energy = None;
         first.top_class = argmax(&first.probabilities);
+        first.member_probabilities = votes;
     }
     Ok(first)
 }
@@ -203,6 +224,7 @@ mod tests {
             frame_s: 0.5,
             band_energy: Some(vec![vec![1.0]]),
             band_energy_frame_s: 0.1,
+            member_probabilities: Vec::new(),
         }
     }
 
@@ -219,11 +241,13 @@ mod tests {
         for (w, expected) in e.attention.iter().zip([0.2, 0.15, 0.65]) {
             assert!((w - expected).abs() < 1e-6, "{:?}", e.attention);
         }
-        assert!(e.band_energy.is_none());
-        assert_eq!(
-            average_analyses(vec![a.clone()]).unwrap().band_energy,
-            a.band_energy
-        );
+        assert_eq!(e.band_energy, a.band_energy, "the first member's bands");
+        assert_eq!(e.member_probabilities.len(), 3);
+        // a favours normal, b and c abnormal.
+        assert_eq!((e.members_voting_for(0), e.members_voting_for(1)), (1, 2));
+        let single = average_analyses(vec![a.clone()]).unwrap();
+        assert_eq!(single.probabilities, a.probabilities);
+        assert!(single.member_probabilities.is_empty());
         let short = analysis(vec![0.5, 0.5], vec![1.0]);
         assert!(
             average_analyses(vec![a, short])

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::explain::{self, Analysis};
-use crate::model::IConNet;
+use crate::model::Ensemble;
 use recorder::WavRecorder;
 pub use source::InputSpec;
 
@@ -96,7 +96,7 @@ impl LiveSession {
     /// Starts capturing from `input` and analysing with `model` (on a CPU/GPU device, not
     /// autodiff). `notify` is called after every event.
     pub fn start(
-        model: IConNet,
+        model: Ensemble,
         input: InputSpec,
         config: LiveConfig,
         notify: impl Fn() + Send + 'static,
@@ -104,29 +104,20 @@ impl LiveSession {
         Self::start_with(move || Ok(model), input, config, notify)
     }
 
-    /// Like [`Self::start`], loading the checkpoint at `path` onto `device` on the session's
-    /// own thread (the caller never waits for it).
-    pub fn start_from_checkpoint(
+    /// Like [`Self::start`], loading the checkpoint or ensemble at `path` onto `device` on the
+    /// session's own thread (the caller never waits for it).
+    pub fn start_from_file(
         path: PathBuf,
         device: burn::tensor::Device,
         input: InputSpec,
         config: LiveConfig,
         notify: impl Fn() + Send + 'static,
     ) -> Self {
-        Self::start_with(
-            move || {
-                crate::model::checkpoint::load(&path, &device)
-                    .map(|(m, _)| m)
-                    .map_err(|e| e.to_string())
-            },
-            input,
-            config,
-            notify,
-        )
+        Self::start_with(move || Ensemble::load(&path, &device), input, config, notify)
     }
 
     fn start_with(
-        model: impl FnOnce() -> Result<IConNet, String> + Send + 'static,
+        model: impl FnOnce() -> Result<Ensemble, String> + Send + 'static,
         input: InputSpec,
         config: LiveConfig,
         notify: impl Fn() + Send + 'static,
@@ -187,7 +178,13 @@ impl Drop for LiveSession {
     }
 }
 
-fn run(model: &IConNet, input: &InputSpec, config: &LiveConfig, stop: &AtomicBool, send: &dyn Fn(LiveEvent)) {
+fn run(
+    model: &Ensemble,
+    input: &InputSpec,
+    config: &LiveConfig,
+    stop: &AtomicBool,
+    send: &dyn Fn(LiveEvent),
+) {
     let mut summary = LiveSummary::default();
     let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1 << 20);
     let (err_tx, err_rx): (Sender<String>, Receiver<String>) = channel();
@@ -216,10 +213,10 @@ fn run(model: &IConNet, input: &InputSpec, config: &LiveConfig, stop: &AtomicBoo
         },
         None => None,
     };
-    let model_rate = model.config.sample_rate;
+    let model_rate = model.config().sample_rate;
     let window = ((config.window_s * rate as f64) as usize).max(1);
     let hop = ((config.hop_s * rate as f64) as usize).max(1);
-    let min_samples = ((model.config.min_samples() as f64 * rate as f64 / model_rate as f64) as usize)
+    let min_samples = ((model.config().min_samples() as f64 * rate as f64 / model_rate as f64) as usize)
         .max(rate as usize / 4);
     let mut history: Vec<f32> = Vec::with_capacity(2 * window);
     let mut chunk = vec![0f32; 1 << 16];
@@ -319,15 +316,15 @@ fn run(model: &IConNet, input: &InputSpec, config: &LiveConfig, stop: &AtomicBoo
 }
 
 fn analyse_window(
-    model: &IConNet,
+    model: &Ensemble,
     window: &[f32],
     rate: u32,
     config: &LiveConfig,
     smoothed: &mut Option<Vec<f32>>,
 ) -> Result<LiveFrame, String> {
-    let mut samples = crate::audio::resample::resample(window, rate, model.config.sample_rate)?;
+    let mut samples = crate::audio::resample::resample(window, rate, model.config().sample_rate)?;
     crate::audio::normalize(&mut samples);
-    let mut analysis = explain::analyse(model, &samples);
+    let mut analysis = explain::analyse_ensemble(model, &samples)?;
     let raw = analysis.probabilities.clone();
     if config.smoothing > 0.0 {
         let a = config.smoothing.clamp(0.0, 0.99);

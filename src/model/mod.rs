@@ -4,6 +4,7 @@ pub mod activation;
 pub mod checkpoint;
 pub mod config;
 pub mod context;
+pub mod ensemble;
 pub mod fir_bank;
 pub mod head;
 pub mod network;
@@ -11,4 +12,5 @@ pub mod pooling;
 pub mod standardize;
 
 pub use config::{ContextConfig, FirBlockConfig, FrontEndConfig, ModelConfig, PoolingKind};
+pub use ensemble::Ensemble;
 pub use network::{AudioBatch, Forward, IConNet};

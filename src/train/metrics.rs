@@ -103,9 +103,59 @@ impl Metrics {
     }
 }
 
+/// Mean and sample standard deviation over folds of each figure (accuracy, UAR, macro-F1, and
+/// MAcc, Se, Sp when every fold has them), as `{"uar": {"mean": .., "sd": ..}, ..}`.
+pub fn fold_summary(per_fold: &[Metrics]) -> serde_json::Map<String, serde_json::Value> {
+    let stat = |f: &dyn Fn(&Metrics) -> f64| {
+        let v: Vec<f64> = per_fold.iter().map(f).collect();
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
+        serde_json::json!({ "mean": mean, "sd": sd })
+    };
+    let mut summary = serde_json::Map::new();
+    summary.insert("accuracy".into(), stat(&|m| m.accuracy));
+    summary.insert("uar".into(), stat(&|m| m.uar));
+    summary.insert("macro_f1".into(), stat(&|m| m.macro_f1));
+    if per_fold.iter().all(|m| m.heart.is_some()) {
+        let heart = |m: &Metrics| m.heart.clone().expect("checked above");
+        summary.insert("macc".into(), stat(&|m| heart(m).macc));
+        summary.insert("sensitivity".into(), stat(&|m| heart(m).sensitivity));
+        summary.insert("specificity".into(), stat(&|m| heart(m).specificity));
+    }
+    summary
+}
+
+/// The lines `  uar          0.812 ± 0.034` of a [`fold_summary`].
+pub fn fold_summary_lines(summary: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    summary
+        .iter()
+        .map(|(name, v)| {
+            format!(
+                "  {name:<12} {:.3} ± {:.3}",
+                v["mean"].as_f64().unwrap_or(0.0),
+                v["sd"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_summary_is_the_mean_and_sample_sd() {
+        let classes = vec!["normal".to_string(), "abnormal".to_string()];
+        // Fold accuracies 1.0 and 0.5: mean 0.75, sample sd sqrt(0.125) = 0.354.
+        let a = Metrics::compute(&[0, 1], &[0, 1], &classes);
+        let b = Metrics::compute(&[0, 1], &[0, 0], &classes);
+        let s = fold_summary(&[a, b]);
+        assert_eq!(s["accuracy"]["mean"], 0.75);
+        assert!((s["accuracy"]["sd"].as_f64().unwrap() - 0.125f64.sqrt()).abs() < 1e-12);
+        // MAcc of b: Se 0, Sp 1 -> 0.5.
+        assert_eq!(s["macc"]["mean"], 0.75);
+        assert_eq!(fold_summary_lines(&s)[0], "  accuracy     0.750 ± 0.354");
+    }
 
     #[test]
     fn hand_computed_example() {

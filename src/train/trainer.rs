@@ -74,6 +74,7 @@ pub fn balanced_class_weights(labels: &[usize], classes: usize) -> Vec<f32> {
 }
 
 /// A decoded, resampled, normalised example.
+#[derive(Clone, Debug)]
 pub struct Clip {
     pub samples: Vec<f32>,
     pub label: usize,

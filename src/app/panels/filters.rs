@@ -8,7 +8,7 @@ use eframe::egui::{self, Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, VLine};
 
 use crate::app::context::ViewContext;
-use crate::app::session::{Loaded, ModelView};
+use crate::app::session::{Loaded, MemberView};
 use crate::dsp::kernel::{hz_to_mel, mel_to_hz};
 use crate::explain::FilterInfo;
 
@@ -120,11 +120,25 @@ impl FiltersPanel {
             ui.label("no model loaded");
             return;
         };
+        if model.is_ensemble() {
+            // Each member learned its own filters: they are browsed one member at a time.
+            ui.horizontal(|ui| {
+                ui.label(format!("{} members; filters of", model.members.len()));
+                let selected = model.member(view.member).label();
+                egui::ComboBox::from_id_salt("member")
+                    .selected_text(selected)
+                    .show_ui(ui, |ui| {
+                        for (i, m) in model.members.iter().enumerate() {
+                            ui.selectable_value(&mut view.member, i, m.label());
+                        }
+                    });
+            });
+        }
+        let model = model.member(view.member);
         if model.filters.is_empty() {
             ui.label(format!(
                 "{} uses a fixed {} front-end: there are no learned filters to browse.",
-                model.name(),
-                model.card.config.arch
+                model.card.name, model.card.config.arch
             ));
             return;
         }
@@ -178,7 +192,7 @@ impl FiltersPanel {
         });
     }
 
-    fn cache(&mut self, model: &ModelView) {
+    fn cache(&mut self, model: &MemberView) {
         if self.cached_for.as_ref() == Some(&model.path) && self.responses.len() == model.filters.len() {
             return;
         }
@@ -190,7 +204,7 @@ impl FiltersPanel {
         self.cached_for = Some(model.path.clone());
     }
 
-    fn table(&mut self, ui: &mut Ui, view: &mut ViewContext, model: &ModelView, height: f32) {
+    fn table(&mut self, ui: &mut Ui, view: &mut ViewContext, model: &MemberView, height: f32) {
         let block = view.selected_filter.map(|i| model.filters[i].block).unwrap_or(0);
         let rows: Vec<usize> = sorted_rows(&model.filters, self.sort, self.ascending)
             .into_iter()
@@ -243,7 +257,7 @@ impl FiltersPanel {
             });
     }
 
-    fn plots(&mut self, ui: &mut Ui, view: &mut ViewContext, model: &ModelView, height: f32) {
+    fn plots(&mut self, ui: &mut Ui, view: &mut ViewContext, model: &MemberView, height: f32) {
         let selected = view.selected_filter.unwrap_or(0).min(model.filters.len() - 1);
         let f = &model.filters[selected];
         let taps = model.taps_of(f);
@@ -343,19 +357,19 @@ impl FiltersPanel {
         let block = f.block;
         // Block 1: every filter. Later blocks: the kernels of the selected output filter, one per
         // input channel (all of them would be thousands of curves).
-        let members: Vec<usize> = (0..model.filters.len())
+        let shown: Vec<usize> = (0..model.filters.len())
             .filter(|&i| {
                 let g = &model.filters[i];
                 g.block == block && (block == 0 || g.filter == f.filter)
             })
             .collect();
         let summed = summed_response_db(
-            &members
+            &shown
                 .iter()
                 .map(|&i| self.responses[i].1.clone())
                 .collect::<Vec<_>>(),
         );
-        let block_hz = self.responses[members[0]].0.clone();
+        let block_hz = self.responses[shown[0]].0.clone();
         let response = Plot::new("overlay")
             .height(plot_h)
             .legend(Legend::default())
@@ -364,7 +378,7 @@ impl FiltersPanel {
             .x_axis_formatter(formatter)
             .include_y(-60.0)
             .show(ui, |p| {
-                for &i in &members {
+                for &i in &shown {
                     if i != selected {
                         let (h, d) = &self.responses[i];
                         p.line(
@@ -392,7 +406,7 @@ impl FiltersPanel {
             && let Some(pos) = response.inner
         {
             let hz = axis.to_hz(pos.x);
-            if let Some(&best) = members.iter().min_by(|&&a, &&b| {
+            if let Some(&best) = shown.iter().min_by(|&&a, &&b| {
                 let d = |i: usize| (model.filters[i].centre_hz() - hz).abs();
                 d(a).total_cmp(&d(b))
             }) {

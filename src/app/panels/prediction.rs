@@ -3,33 +3,54 @@
 
 use eframe::egui::{self, Color32, RichText, Ui};
 
-use crate::app::session::Loaded;
+use crate::app::session::{Loaded, ModelView, RecordingView};
 use crate::model::checkpoint::ModelCard;
 use crate::train::dataset::groups_are_recordings;
 
 /// Shown under every heart-sound prediction. The number of training records comes from the
 /// card, so the caution stays true for a user's own model and for a fold model that never saw
 /// its test and validation records. Where a group may be a patient, no count is claimed.
-pub fn heart_caution(card: &ModelCard) -> String {
-    let by_recording = card
-        .training
-        .get("layout")
-        .and_then(|l| l.as_str())
-        .is_some_and(groups_are_recordings);
-    // The trainer lists the training groups by name.
-    let count = card
-        .training
-        .get("train_groups")
-        .and_then(|g| g.as_array())
-        .map(Vec::len);
-    let learned_from = match count {
-        Some(n) if by_recording => format!("learned from {n} training recordings"),
+pub fn heart_caution<'a>(cards: impl IntoIterator<Item = &'a ModelCard>) -> String {
+    // The trainer lists the training groups by name; an ensemble learned from their union.
+    let mut by_recording = true;
+    let mut groups: Option<std::collections::BTreeSet<&str>> = Some(Default::default());
+    for card in cards {
+        by_recording &= card
+            .training
+            .get("layout")
+            .and_then(|l| l.as_str())
+            .is_some_and(groups_are_recordings);
+        let names = card.training.get("train_groups").and_then(|g| g.as_array());
+        match (names, groups.as_mut()) {
+            (Some(names), Some(set)) => set.extend(names.iter().filter_map(|v| v.as_str())),
+            _ => groups = None,
+        }
+    }
+    let learned_from = match groups.map(|g| g.len()) {
+        Some(n) if by_recording && n > 0 => format!("learned from {n} training recordings"),
         _ => "learned from a limited set of recordings".to_string(),
     };
     format!(
         "This is not a diagnosis. IConNet Studio is a research tool, not a medical device: \
 the model {learned_from} and can be wrong. Clinical decisions need a clinician."
     )
+}
+
+/// A warning when the open recording is one the model learned from: its prediction there says
+/// little about recordings it has not heard.
+pub fn seen_in_training(model: &ModelView, recording: &RecordingView) -> Option<String> {
+    let record = recording.path.file_stem()?.to_string_lossy().into_owned();
+    let seen = model.members_that_saw(&record);
+    let held_out = "held-out figures: iconnet eval --card-test-groups";
+    match (seen, model.members.len()) {
+        (0, _) => None,
+        (1, 1) => Some(format!(
+            "{record} is one of this model's training recordings: not a held-out prediction ({held_out})"
+        )),
+        (n, total) => Some(format!(
+            "{record} is a training recording of {n} of the {total} members: not a held-out prediction ({held_out})"
+        )),
+    }
 }
 
 pub fn ui(ui: &mut Ui, data: &Loaded) {
@@ -43,6 +64,14 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
         return;
     };
     let top = analysis.top_class;
+    if !analysis.member_probabilities.is_empty() {
+        ui.label(format!(
+            "ensemble of {} models, probabilities averaged; {} of them favour {}",
+            analysis.member_probabilities.len(),
+            analysis.members_voting_for(top),
+            analysis.classes[top]
+        ));
+    }
     ui.label(
         RichText::new(format!(
             "{}  ({:.1} %)",
@@ -75,9 +104,16 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
             ui.end_row();
         }
     });
+    if let Some(text) = data.recording.as_ref().and_then(|r| seen_in_training(model, r)) {
+        ui.label(
+            RichText::new(text)
+                .small()
+                .color(Color32::from_rgb(255, 200, 120)),
+        );
+    }
     if model.is_heart_model() {
         ui.add_space(4.0);
-        ui.label(RichText::new(heart_caution(&model.card)).small().italics());
+        ui.label(RichText::new(heart_caution(model.cards())).small().italics());
     }
 }
 
@@ -104,14 +140,79 @@ mod tests {
         card
     }
 
+    fn view(cards: Vec<ModelCard>) -> ModelView {
+        let members = cards
+            .into_iter()
+            .enumerate()
+            .map(|(i, card)| crate::app::session::MemberView {
+                path: format!("heart.fold{}.iconnet", i + 1).into(),
+                card,
+                filters: Vec::new(),
+                taps: Vec::new(),
+            })
+            .collect();
+        ModelView {
+            path: "heart.ensemble".into(),
+            name: "heart".into(),
+            notes: Vec::new(),
+            members,
+            backend: "flex".into(),
+        }
+    }
+
+    fn recording(name: &str) -> RecordingView {
+        RecordingView {
+            path: format!("/data/{name}.wav").into(),
+            rate: 1000,
+            original_rate: 2000,
+            channels: 1,
+            waveform: std::sync::Arc::new(crate::app::decimate::MinMaxPyramid::new(vec![0.0; 8])),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_training_recording_is_flagged_with_the_members_that_learned_from_it() {
+        // Members trained on r0000..r0009 and r0000..r0004: r0007 was seen by one, r0002 by both.
+        let two = view(vec![
+            card("physionet-2016", Some(10)),
+            card("physionet-2016", Some(5)),
+        ]);
+        let text = seen_in_training(&two, &recording("r0007")).unwrap();
+        assert!(
+            text.starts_with("r0007 is a training recording of 1 of the 2 members"),
+            "{text}"
+        );
+        assert!(
+            seen_in_training(&two, &recording("r0002"))
+                .unwrap()
+                .contains("2 of the 2")
+        );
+        assert!(seen_in_training(&two, &recording("other")).is_none());
+        let one = view(vec![card("physionet-2016", Some(10))]);
+        let text = seen_in_training(&one, &recording("r0001")).unwrap();
+        assert!(text.contains("one of this model's training recordings"), "{text}");
+        // Speaker groups are not file names: nothing is claimed.
+        let speech = view(vec![card("folder-per-class", Some(10))]);
+        assert!(seen_in_training(&speech, &recording("r0001")).is_none());
+    }
+
     #[test]
     fn the_caution_counts_the_records_the_model_learned_from() {
-        let text = heart_caution(&card("physionet-2016", Some(272)));
+        let text = heart_caution([&card("physionet-2016", Some(272))]);
         assert!(text.starts_with("This is not a diagnosis."));
         assert!(text.contains("learned from 272 training recordings"), "{text}");
+        // Two members trained on r0000..r0271 and r0000..r0299: 300 distinct recordings.
+        let pair = [
+            card("physionet-2016", Some(272)),
+            card("physionet-2016", Some(300)),
+        ];
+        let text = heart_caution(&pair);
+        assert!(text.contains("learned from 300 training recordings"), "{text}");
         for text in [
-            heart_caution(&card("physionet-2016", None)),
-            heart_caution(&card("folder-per-class", Some(12))),
+            heart_caution([&card("physionet-2016", None)]),
+            heart_caution([&card("folder-per-class", Some(12))]),
+            heart_caution([&card("physionet-2016", Some(5)), &card("physionet-2016", None)]),
         ] {
             assert!(
                 text.contains("learned from a limited set of recordings"),

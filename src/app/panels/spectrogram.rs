@@ -56,6 +56,18 @@ impl SpectrogramPanel {
             ui.label("This model has no learned front-end (log-Mel/MFCC baseline): no learned spectrogram.");
             return;
         };
+        // The analysis carries the first member's band energies (an ensemble's members have
+        // their own filters), so rows and the selection refer to that member.
+        let shows_selection = view.member == 0;
+        let title = if model.is_ensemble() {
+            format!(
+                "first-block band energy (NLReLU) of member {}",
+                model.member(0).label()
+            )
+        } else {
+            "first-block band energy (NLReLU)".to_string()
+        };
+        let model = model.member(0);
         // Filter index of each row, lowest centre frequency first (bottom row).
         let order = model.first_block_by_centre();
         let order: Vec<usize> = order
@@ -66,7 +78,7 @@ impl SpectrogramPanel {
             return;
         }
         let rows: Vec<usize> = order.iter().map(|&i| model.filters[i].filter).collect();
-        colour_legend(ui, "first-block band energy (NLReLU)", "low", "high");
+        colour_legend(ui, &title, "low", "high");
         let frames = energy[0].len();
         let extent = frames as f64 * analysis.band_energy_frame_s;
         let texture = self.texture(ui.ctx(), analysis, energy, &rows);
@@ -74,6 +86,7 @@ impl SpectrogramPanel {
         let n_rows = order.len() as f64;
         let selected_row = view
             .selected_filter
+            .filter(|_| shows_selection)
             .and_then(|f| order.iter().position(|&i| i == f));
         let (cursor, playhead) = (view.cursor_s, view.playhead_s);
         let response = time_plot("spectrogram")

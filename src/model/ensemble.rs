@@ -1,0 +1,330 @@
+//! Ensembles: several checkpoints that vote on the same clip (their class probabilities are
+//! averaged), typically the K fold models of one cross-validation run.
+//!
+//! An ensemble is a small JSON manifest with the extension `.ensemble`:
+//! `{"format": "iconnet-ensemble", "version": 1, "name": "heart", "members": ["heart.fold1.iconnet", ...], "notes": [...]}`.
+//! Member paths are relative to the manifest's folder. Anything else that loads as a model (an
+//! `.iconnet` checkpoint) is an ensemble of one, so every consumer handles both the same way.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, ModelCard};
+use super::config::ModelConfig;
+use super::network::IConNet;
+
+/// Extension of ensemble manifests.
+pub const EXTENSION: &str = "ensemble";
+const FORMAT: &str = "iconnet-ensemble";
+const VERSION: u32 = 1;
+
+/// The manifest file as written on disk.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub name: String,
+    /// Checkpoint paths, relative to the manifest's folder (or absolute).
+    pub members: Vec<String>,
+    /// Intended use, licence of the data, how the members were made, what the figures mean.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl Manifest {
+    pub fn new(name: &str, members: Vec<String>, notes: Vec<String>) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            name: name.into(),
+            members,
+            notes,
+        }
+    }
+
+    /// Reads and checks a manifest; errors name the file.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| format!("{}: not an ensemble manifest: {e}", path.display()))?;
+        if manifest.format != FORMAT {
+            return Err(format!(
+                "{}: not an ensemble manifest (format '{}', expected '{FORMAT}')",
+                path.display(),
+                manifest.format
+            ));
+        }
+        if manifest.version != VERSION {
+            return Err(format!(
+                "{}: ensemble manifest version {}, this build reads version {VERSION}",
+                path.display(),
+                manifest.version
+            ));
+        }
+        if manifest.members.is_empty() {
+            return Err(format!("{}: the ensemble lists no members", path.display()));
+        }
+        Ok(manifest)
+    }
+
+    /// Writes the manifest atomically (temporary file, then rename).
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        text.push('\n');
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: cannot write: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    }
+
+    /// Where each member lives, resolved against the manifest at `path`.
+    pub fn member_paths(&self, path: &Path) -> Vec<PathBuf> {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        self.members.iter().map(|m| dir.join(m)).collect()
+    }
+}
+
+/// One checkpoint of an ensemble.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub model: IConNet,
+    pub card: ModelCard,
+    pub path: PathBuf,
+}
+
+impl Member {
+    /// How listings name the member, e.g. `heart.fold3`.
+    pub fn label(&self) -> String {
+        member_label(&self.path, &self.card.name)
+    }
+}
+
+/// A member's file name without its extension (`heart.fold3`), else `name`.
+pub fn member_label(path: &Path, name: &str) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Models that vote together. Every member has the same classes, sample rate and total stride,
+/// so their probabilities and their per-frame attention line up.
+#[derive(Clone, Debug)]
+pub struct Ensemble {
+    pub name: String,
+    /// The manifest, or the checkpoint for an ensemble of one.
+    pub path: PathBuf,
+    /// The manifest's notes (empty for a single checkpoint, whose notes are on its card).
+    pub notes: Vec<String>,
+    pub members: Vec<Member>,
+}
+
+/// Whether `path` names an ensemble manifest (by its extension).
+pub fn is_manifest(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == EXTENSION)
+}
+
+impl Ensemble {
+    /// Loads a manifest with its members, or a single checkpoint, onto `device`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, String> {
+        if !is_manifest(path) {
+            let (model, card) = checkpoint::load(path, device).map_err(|e| e.to_string())?;
+            let name = card.name.clone();
+            let member = Member {
+                model,
+                card,
+                path: path.to_path_buf(),
+            };
+            return Self::new(&name, path, Vec::new(), vec![member]);
+        }
+        let manifest = Manifest::read(path)?;
+        let mut members = Vec::with_capacity(manifest.members.len());
+        for member_path in manifest.member_paths(path) {
+            if is_manifest(&member_path) {
+                return Err(format!(
+                    "{}: member {} is itself an ensemble; list its checkpoints instead",
+                    path.display(),
+                    member_path.display()
+                ));
+            }
+            let (model, card) = checkpoint::load(&member_path, device)
+                .map_err(|e| format!("{}: member {e}", path.display()))?;
+            members.push(Member {
+                model,
+                card,
+                path: member_path,
+            });
+        }
+        Self::new(&manifest.name, path, manifest.notes, members)
+    }
+
+    /// Builds an ensemble from loaded members after checking they can vote together.
+    pub fn new(name: &str, path: &Path, notes: Vec<String>, members: Vec<Member>) -> Result<Self, String> {
+        let first = members
+            .first()
+            .ok_or_else(|| format!("{}: an ensemble needs at least one model", path.display()))?;
+        let c = &first.model.config;
+        for m in &members[1..] {
+            let mc = &m.model.config;
+            if mc.classes != c.classes {
+                return Err(format!(
+                    "{}: its classes ({}) are not those of {} ({}); an ensemble needs the same classes",
+                    m.path.display(),
+                    mc.classes.join(", "),
+                    first.path.display(),
+                    c.classes.join(", ")
+                ));
+            }
+            if mc.sample_rate != c.sample_rate || mc.total_stride() != c.total_stride() {
+                return Err(format!(
+                    "{}: runs at {} Hz with total stride {}, {} at {} Hz with stride {}; an ensemble needs the same rate and strides so that its frames line up",
+                    m.path.display(),
+                    mc.sample_rate,
+                    mc.total_stride(),
+                    first.path.display(),
+                    c.sample_rate,
+                    c.total_stride()
+                ));
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            notes,
+            members,
+        })
+    }
+
+    /// Joins several ensembles (e.g. a `--model a,b` list) into one; a single part is returned
+    /// as it is.
+    pub fn join(mut parts: Vec<Ensemble>) -> Result<Self, String> {
+        if parts.len() == 1 {
+            return Ok(parts.remove(0));
+        }
+        let name = parts
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
+        let path = parts
+            .first()
+            .map(|p| p.path.clone())
+            .ok_or("an ensemble needs at least one model")?;
+        let notes = parts.iter().flat_map(|p| p.notes.clone()).collect();
+        let members = parts.into_iter().flat_map(|p| p.members).collect();
+        Self::new(&name, &path, notes, members)
+    }
+
+    /// The configuration the members share (classes, rate, strides): the first member's.
+    pub fn config(&self) -> &ModelConfig {
+        &self.members[0].model.config
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn models(&self) -> impl Iterator<Item = &IConNet> {
+        self.members.iter().map(|m| &m.model)
+    }
+
+    /// Every member with dropout off (for attributions on an autodiff device).
+    pub fn without_dropout(mut self) -> Self {
+        for m in &mut self.members {
+            m.model = m.model.clone().without_dropout();
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelConfig, PoolingKind};
+
+    fn write_member(dir: &Path, name: &str, classes: &[&str], rate: u32) -> PathBuf {
+        let classes = classes.iter().map(|c| c.to_string()).collect();
+        let config = ModelConfig::named("tiny", rate, classes, PoolingKind::Attention).unwrap();
+        let model = IConNet::new(&config, &Device::flex());
+        let path = dir.join(format!("{name}.iconnet"));
+        checkpoint::save(&model, &ModelCard::new(name, &model), &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_manifest_loads_its_members_relative_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        write_member(dir.path(), "a", &["no", "yes"], 1000);
+        write_member(dir.path(), "b", &["no", "yes"], 1000);
+        let path = dir.path().join("pair.ensemble");
+        Manifest::new(
+            "pair",
+            vec!["a.iconnet".into(), "b.iconnet".into()],
+            vec!["two".into()],
+        )
+        .write(&path)
+        .unwrap();
+        let e = Ensemble::load(&path, &Device::flex()).unwrap();
+        assert_eq!((e.name.as_str(), e.len()), ("pair", 2));
+        assert_eq!(e.notes, vec!["two".to_string()]);
+        assert_eq!(e.members[1].path, dir.path().join("b.iconnet"));
+        assert_eq!(e.members[1].card.name, "b");
+        // A checkpoint alone is an ensemble of one, named by its card.
+        let single = Ensemble::load(&dir.path().join("a.iconnet"), &Device::flex()).unwrap();
+        assert_eq!((single.name.as_str(), single.len()), ("a", 1));
+        let joined = Ensemble::join(vec![e, single]).unwrap();
+        assert_eq!((joined.name.as_str(), joined.len()), ("pair+a", 3));
+    }
+
+    #[test]
+    fn members_that_cannot_vote_together_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        write_member(dir.path(), "a", &["no", "yes"], 1000);
+        write_member(dir.path(), "c", &["cat", "dog"], 1000);
+        write_member(dir.path(), "r", &["no", "yes"], 2000);
+        let load = |members: &[&str]| {
+            let path = dir.path().join("x.ensemble");
+            Manifest::new("x", members.iter().map(|m| m.to_string()).collect(), vec![])
+                .write(&path)
+                .unwrap();
+            Ensemble::load(&path, &Device::flex()).unwrap_err()
+        };
+        let e = load(&["a.iconnet", "c.iconnet"]);
+        assert!(e.contains("c.iconnet") && e.contains("same classes"), "{e}");
+        let e = load(&["a.iconnet", "r.iconnet"]);
+        assert!(e.contains("r.iconnet") && e.contains("2000 Hz"), "{e}");
+        let e = load(&["a.iconnet", "missing.iconnet"]);
+        assert!(
+            e.contains("x.ensemble: member") && e.contains("missing.iconnet"),
+            "{e}"
+        );
+        let e = load(&[]);
+        assert!(e.contains("no members"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_manifest_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.ensemble");
+        std::fs::write(
+            &path,
+            "{\"format\": \"something-else\", \"version\": 1, \"name\": \"x\", \"members\": [\"a\"]}",
+        )
+        .unwrap();
+        let e = Ensemble::load(&path, &Device::flex()).unwrap_err();
+        assert!(
+            e.starts_with(&path.display().to_string()) && e.contains("something-else"),
+            "{e}"
+        );
+        std::fs::write(&path, "not json").unwrap();
+        assert!(
+            Ensemble::load(&path, &Device::flex())
+                .unwrap_err()
+                .contains("not an ensemble manifest")
+        );
+    }
+}
