@@ -722,14 +722,8 @@ fn card_test_groups(members: &[ensemble::Member]) -> Result<(Vec<String>, Option
         .iter()
         .map(|m| {
             m.card
-                .training
-                .get("test_groups")
-                .and_then(|g| g.as_array())
-                .map(|g| {
-                    g.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect::<Vec<_>>()
-                })
+                .groups("test_groups")
+                .map(|g| g.into_iter().map(String::from).collect::<Vec<_>>())
                 .ok_or_else(|| format!("{}: the model card lists no test groups", m.path.display()))
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -793,14 +787,8 @@ fn card(model: &str, notes: &[String], name: Option<&str>) -> Result<i32, String
 
 fn filters(model: &str) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
-    let e = Ensemble::load(&path, &burn::tensor::Device::flex())?;
-    let tables: Vec<(String, Vec<explain::FilterInfo>)> = e
-        .members
-        .iter()
-        .map(|m| (m.label(), explain::filters(&m.model)))
-        .collect();
-    let tables: Vec<(String, &[explain::FilterInfo])> =
-        tables.iter().map(|(l, f)| (l.clone(), f.as_slice())).collect();
+    let (_, view) = crate::app::worker::load_model(&path, &burn::tensor::Device::flex(), "flex")?;
+    let tables = view.filter_tables();
     use std::io::Write;
     // A closed pipe (`| head`) ends the listing quietly.
     let _ = write!(

@@ -67,14 +67,10 @@ impl ModelView {
     pub fn members_that_saw(&self, record: &str) -> usize {
         self.cards()
             .filter(|card| {
-                let layout = card.training.get("layout").and_then(|l| l.as_str());
-                layout.is_some_and(crate::train::dataset::groups_are_recordings)
-                    && ["train_groups", "validation_groups"].iter().any(|key| {
-                        card.training
-                            .get(*key)
-                            .and_then(|g| g.as_array())
-                            .is_some_and(|g| g.iter().any(|v| v.as_str() == Some(record)))
-                    })
+                card.groups_are_recordings()
+                    && ["train_groups", "validation_groups"]
+                        .iter()
+                        .any(|key| card.groups(key).is_some_and(|g| g.contains(&record)))
             })
             .count()
     }
@@ -106,9 +102,12 @@ impl MemberView {
         self.taps.get(filter.block).copied().unwrap_or(1)
     }
 
-    /// "fold 3" style label: the file name without its extension.
+    /// How lists name the member: its file name without the extension (`heart.fold3`).
     pub fn label(&self) -> String {
-        crate::model::ensemble::member_label(&self.path, &self.card.name)
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.card.name.clone())
     }
 }
 

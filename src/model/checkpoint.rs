@@ -72,6 +72,26 @@ impl ModelCard {
     }
 }
 
+impl ModelCard {
+    /// The groups the trainer listed under `key` (`train_groups`, `validation_groups` or
+    /// `test_groups`), if the card has that list.
+    pub fn groups(&self, key: &str) -> Option<Vec<&str>> {
+        self.training
+            .get(key)
+            .and_then(|g| g.as_array())
+            .map(|g| g.iter().filter_map(|v| v.as_str()).collect())
+    }
+
+    /// Whether the training data's groups are single recordings (so group names are record
+    /// names); false when the card does not say which layout it was.
+    pub fn groups_are_recordings(&self) -> bool {
+        self.training
+            .get("layout")
+            .and_then(|l| l.as_str())
+            .is_some_and(crate::train::dataset::groups_are_recordings)
+    }
+}
+
 /// Why a checkpoint could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {

@@ -93,20 +93,6 @@ pub struct Member {
     pub path: PathBuf,
 }
 
-impl Member {
-    /// How listings name the member, e.g. `heart.fold3`.
-    pub fn label(&self) -> String {
-        member_label(&self.path, &self.card.name)
-    }
-}
-
-/// A member's file name without its extension (`heart.fold3`), else `name`.
-pub fn member_label(path: &Path, name: &str) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| name.to_string())
-}
-
 /// Models that vote together. Every member has the same classes, sample rate and total stride,
 /// so their probabilities and their per-frame attention line up.
 #[derive(Clone, Debug)]

@@ -5,7 +5,6 @@ use eframe::egui::{self, Color32, RichText, Ui};
 
 use crate::app::session::{Loaded, ModelView, RecordingView};
 use crate::model::checkpoint::ModelCard;
-use crate::train::dataset::groups_are_recordings;
 
 /// Shown under every heart-sound prediction. The number of training records comes from the
 /// card, so the caution stays true for a user's own model and for a fold model that never saw
@@ -15,14 +14,9 @@ pub fn heart_caution<'a>(cards: impl IntoIterator<Item = &'a ModelCard>) -> Stri
     let mut by_recording = true;
     let mut groups: Option<std::collections::BTreeSet<&str>> = Some(Default::default());
     for card in cards {
-        by_recording &= card
-            .training
-            .get("layout")
-            .and_then(|l| l.as_str())
-            .is_some_and(groups_are_recordings);
-        let names = card.training.get("train_groups").and_then(|g| g.as_array());
-        match (names, groups.as_mut()) {
-            (Some(names), Some(set)) => set.extend(names.iter().filter_map(|v| v.as_str())),
+        by_recording &= card.groups_are_recordings();
+        match (card.groups("train_groups"), groups.as_mut()) {
+            (Some(names), Some(set)) => set.extend(names),
             _ => groups = None,
         }
     }
