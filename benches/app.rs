@@ -123,7 +123,7 @@ fn live_frame(c: &mut Criterion) {
     let long: Vec<f32> = speech.samples.iter().cycle().take(60 * 16_000).copied().collect();
     let file = dir.path().join("speech-60s.wav");
     common::write_wav16(&file, &long, 16_000);
-    let model_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/emotion.iconnet");
+    let model_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/emotion.ensemble");
     let device = burn::tensor::Device::flex();
     let (_, view) = iconnet::app::worker::load_model(&model_path, &device, "flex").unwrap();
     let options = LiveOptions {

@@ -529,10 +529,25 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                 for w in &decoded.warnings {
                     eprintln!("warning: {}: {w}", file.display());
                 }
+                let stem = file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let seen = checkpoint::cards_that_saw(ensemble.members.iter().map(|m| &m.card), &stem);
+                if let (Some((group, n)), false) = (&seen, args.json) {
+                    eprintln!(
+                        "note: {}: {group} trained or validated {n} of the {} member(s): not a held-out prediction (held-out figures: iconnet eval --card-test-groups)",
+                        file.display(),
+                        ensemble.len()
+                    );
+                }
                 if args.json {
                     let mut result =
                         explain::export::probabilities_json(&file.display().to_string(), &model_name, &a);
                     result["attention"] = json!({ "times_s": a.times_s, "weights": a.attention });
+                    if let Some((group, n)) = &seen {
+                        result["seen_in_training"] = json!({ "group": group, "members": n });
+                    }
                     results.push(result);
                 } else {
                     let probs: Vec<String> = a
@@ -596,12 +611,12 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         ));
     }
     let mut groups = args.groups.clone();
-    // Out of fold: the member that scores each test group (None: every member scores all).
-    let mut scorer: Option<Scorers> = None;
+    // Out of fold: which members score each test group (None: every member scores all).
+    let mut out_of_fold: Option<OutOfFold> = None;
     if args.card_test_groups {
-        let (test, owners) = card_test_groups(members)?;
+        let (test, folds) = card_test_groups(members)?;
         groups = test;
-        scorer = owners;
+        out_of_fold = folds;
     }
     let examples = subset(data.examples, &groups, args.limit);
     if examples.is_empty() {
@@ -619,35 +634,43 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     let mut sum = vec![vec![0f32; classes.len()]; clips.len()];
     let mut votes = vec![0usize; clips.len()];
     let mut per_fold = Vec::new();
-    for (i, member) in members.iter().enumerate() {
+    let all_members = [(0..members.len()).collect::<Vec<_>>()];
+    let folds = out_of_fold.as_ref().map_or(&all_members[..], |o| &o.folds[..]);
+    for (f, fold) in folds.iter().enumerate() {
         let mine: Vec<usize> = (0..clips.len())
             .filter(|&c| {
-                scorer.as_ref().is_none_or(|s| {
+                out_of_fold.as_ref().is_none_or(|o| {
                     let group = group_of.get(clips[c].path.as_path()).copied().unwrap_or("");
-                    s.get(group) == Some(&i)
+                    o.fold_of.get(group) == Some(&f)
                 })
             })
             .collect();
-        eprintln!(
-            "model {} ({}), backend {}, {} recordings",
-            member.card.name,
-            member.path.display(),
-            backend.description,
-            mine.len()
-        );
-        let probabilities = if mine.len() == clips.len() {
-            trainer::clip_probabilities(&member.model, &clips)
+        let own: Vec<trainer::Clip>;
+        let fold_clips = if mine.len() == clips.len() {
+            &clips[..]
         } else {
-            let own: Vec<trainer::Clip> = mine.iter().map(|&c| clips[c].clone()).collect();
-            trainer::clip_probabilities(&member.model, &own)
+            own = mine.iter().map(|&c| clips[c].clone()).collect();
+            &own[..]
         };
-        for (&c, p) in mine.iter().zip(&probabilities) {
-            sum[c].iter_mut().zip(p).for_each(|(a, v)| *a += v);
-            votes[c] += 1;
+        for &i in fold {
+            let member = &members[i];
+            eprintln!(
+                "model {} ({}), backend {}, {} recordings",
+                member.card.name,
+                member.path.display(),
+                backend.description,
+                mine.len()
+            );
+            let probabilities = trainer::clip_probabilities(&member.model, fold_clips);
+            for (&c, p) in mine.iter().zip(&probabilities) {
+                sum[c].iter_mut().zip(p).for_each(|(a, v)| *a += v);
+                votes[c] += 1;
+            }
         }
-        if scorer.is_some() {
+        if out_of_fold.is_some() {
+            // Each recording is in one fold, so its sum holds only this fold's members.
             let t: Vec<usize> = mine.iter().map(|&c| truth[c]).collect();
-            let p: Vec<usize> = probabilities.iter().map(|p| crate::explain::argmax(p)).collect();
+            let p: Vec<usize> = mine.iter().map(|&c| crate::explain::argmax(&sum[c])).collect();
             per_fold.push(Metrics::compute(&t, &p, &classes));
         }
     }
@@ -684,11 +707,10 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         );
     } else {
         if let Some(summary) = &summary {
-            println!(
-                "out of fold: each recording scored by the one member whose card lists it as a test group"
-            );
-            for (member, m) in members.iter().zip(&per_fold) {
-                println!("  {}: {}", member.card.name, m.summary());
+            println!("out of fold: each recording scored by the members whose cards list it as a test group");
+            for (fold, m) in folds.iter().zip(&per_fold) {
+                let names: Vec<&str> = fold.iter().map(|&i| members[i].card.name.as_str()).collect();
+                println!("  {}: {}", names.join(" + "), m.summary());
             }
             for line in fold_summary_lines(summary) {
                 println!("{line}");
@@ -710,14 +732,20 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
-/// Which ensemble member scores each test group (out-of-fold evaluation).
-type Scorers = HashMap<String, usize>;
+/// Out-of-fold evaluation: the members grouped into folds (members whose cards list the same
+/// test groups: one fold of several runs with the same `--split-seed`), and the fold that
+/// scores each test group.
+struct OutOfFold {
+    folds: Vec<Vec<usize>>,
+    fold_of: HashMap<String, usize>,
+}
 
-/// The test groups named in the members' cards. Members that share them (runs on the same
-/// fold) are all scored on them; members with disjoint ones (the folds of one cross-validation
-/// run) each score only their own, out of fold, and the map says which member scores a group.
-/// Anything else would let a member vote on a recording it trained on.
-fn card_test_groups(members: &[ensemble::Member]) -> Result<(Vec<String>, Option<Scorers>), String> {
+/// The test groups named in the members' cards. Members that all share them (runs on the same
+/// fold) are all scored on them. Otherwise members with the same test groups form a fold,
+/// folds must have disjoint test groups (the folds of one or more cross-validation runs), and
+/// each fold's members score only that fold's groups, out of fold. Anything else would let a
+/// member vote on a recording it trained on.
+fn card_test_groups(members: &[ensemble::Member]) -> Result<(Vec<String>, Option<OutOfFold>), String> {
     let lists = members
         .iter()
         .map(|m| {
@@ -730,23 +758,30 @@ fn card_test_groups(members: &[ensemble::Member]) -> Result<(Vec<String>, Option
     if lists.iter().all(|l| *l == lists[0]) {
         return Ok((lists[0].clone(), None));
     }
-    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut folds: Vec<Vec<usize>> = Vec::new();
     for (i, list) in lists.iter().enumerate() {
-        for g in list {
-            if let Some(j) = owner.insert(g.clone(), i)
-                && j != i
+        match folds.iter_mut().find(|f| lists[f[0]] == *list) {
+            Some(fold) => fold.push(i),
+            None => folds.push(vec![i]),
+        }
+    }
+    let mut fold_of: HashMap<String, usize> = HashMap::new();
+    for (f, fold) in folds.iter().enumerate() {
+        for g in &lists[fold[0]] {
+            if let Some(other) = fold_of.insert(g.clone(), f)
+                && other != f
             {
                 return Err(format!(
                     "{}: its card's test groups overlap those of {} ({g}) without being the same; ensemble members must share their test groups (one fold of runs with the same --split-seed) or have disjoint ones (the folds of one cross-validation run)",
-                    members[i].path.display(),
-                    members[j].path.display()
+                    members[fold[0]].path.display(),
+                    members[folds[other][0]].path.display()
                 ));
             }
         }
     }
-    let mut groups: Vec<String> = owner.keys().cloned().collect();
+    let mut groups: Vec<String> = fold_of.keys().cloned().collect();
     groups.sort();
-    Ok((groups, Some(owner)))
+    Ok((groups, Some(OutOfFold { folds, fold_of })))
 }
 
 fn card(model: &str, notes: &[String], name: Option<&str>) -> Result<i32, String> {

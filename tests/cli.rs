@@ -103,6 +103,32 @@ fn train_then_predict_json_with_one_bad_file() {
     assert!(items[1]["error"].as_str().unwrap().contains("MP3"));
     assert!(items[1].get("probabilities").is_none());
     assert_eq!(items[2]["probabilities"], items[0]["probabilities"]);
+    // lucas was held out; a recording by a training speaker is marked as such.
+    assert!(first.get("seen_in_training").is_none(), "{first}");
+    let trained_on = shared_data().join("fsdd/3_jackson_7.wav");
+    let out = iconnet()
+        .args(["predict", "--model", model.to_str().unwrap()])
+        .arg(&trained_on)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "3_jackson_7.wav: jackson trained or validated 1 of the 1 member(s): not a held-out prediction"
+        ),
+        "{stderr}"
+    );
+    let out = iconnet()
+        .args(["predict", "--json", "--model", model.to_str().unwrap()])
+        .arg(&trained_on)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json[0]["seen_in_training"],
+        serde_json::json!({"group": "jackson", "members": 1})
+    );
 
     // eval reproduces the held-out figure written in the card.
     let eval = iconnet()
@@ -179,6 +205,19 @@ fn train_then_predict_json_with_one_bad_file() {
     assert_eq!(oof["folds"][1]["n"], 30);
     assert_eq!(oof["pooled"]["n"], 60);
     assert!(oof["summary"]["uar"]["sd"].is_number());
+    // Several runs over the same folds: members with the same test groups form one fold and
+    // vote together on it (the model twice is the model), still out of fold.
+    let runs = format!("{0},{1},{0}", model.display(), other.display());
+    let out = iconnet()
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json"])
+        .args(["--card-test-groups", "--limit", "3", "--model", &runs])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let two_runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(two_runs["folds"].as_array().unwrap().len(), 2);
+    assert_eq!(two_runs["folds"], oof["folds"]);
+    assert_eq!(two_runs["pooled"], oof["pooled"]);
 
     // Test groups that overlap without being the same: a member could have trained on a
     // recording it votes on. Refused, naming it.

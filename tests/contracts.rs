@@ -284,3 +284,22 @@ fn explain_reports_filters_in_hz_and_analyses_in_seconds() {
     assert_eq!((energy.len(), energy[0].len()), (128, 1000));
     assert!((a.band_energy_frame_s - 0.001).abs() < 1e-12);
 }
+
+#[test]
+fn every_bundled_models_kernels_stay_remembered_between_analyses() {
+    // The members of an ensemble take turns on every analysis and live hop: if their blocks
+    // outnumbered the memo, each block's kernel spectra would be dropped just before their
+    // next use and recomputed every time (the bundled heart ensemble took twice as long).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models");
+    for name in iconnet::cli::BUNDLED {
+        let path = iconnet::cli::bundled_model(&dir, name).unwrap();
+        let ensemble = iconnet::model::Ensemble::load(&path, &Device::flex()).unwrap();
+        let blocks: usize = ensemble.models().map(|m| m.blocks.len()).sum();
+        assert!(
+            blocks <= iconnet::dsp::memo::BLOCKS_REMEMBERED,
+            "{}: {blocks} FIR blocks, the memo keeps {}",
+            path.display(),
+            iconnet::dsp::memo::BLOCKS_REMEMBERED
+        );
+    }
+}

@@ -18,8 +18,11 @@ pub struct ViewContext {
     /// A time range the time-linked views should move to on the next frame.
     pub request_visible_s: Option<(f64, f64)>,
     pub heatmap_method: HeatmapMethod,
-    /// Class explained by Grad-CAM / integrated gradients.
+    /// Class explained by Grad-CAM / integrated gradients: the analysis's top class until the
+    /// user picks one.
     pub heatmap_class: usize,
+    /// Whether the user picked `heatmap_class` (kept across recordings of the same model).
+    pub heatmap_class_chosen: bool,
     /// Heatmap opacity behind the waveform.
     pub heatmap_opacity: f32,
     /// Display-only moving average of the heatmap, seconds (0 = the values as computed).
@@ -39,6 +42,7 @@ impl Default for ViewContext {
             request_visible_s: None,
             heatmap_method: HeatmapMethod::Attention,
             heatmap_class: 0,
+            heatmap_class_chosen: false,
             heatmap_opacity: 0.85,
             heatmap_smoothing_s: 0.0,
             region_threshold: 0.5,

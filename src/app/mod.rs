@@ -285,6 +285,7 @@ impl StudioApp {
                     self.view.member = 0;
                     self.view.selected_filter = None;
                     self.view.heatmap_class = 0;
+                    self.view.heatmap_class_chosen = false;
                     self.heatmaps.clear();
                     self.data.model = Some(m);
                     self.data.analysis = None;
@@ -306,7 +307,7 @@ impl StudioApp {
                 }
                 Report::Opened(Err(e)) => self.status.error = Some(e),
                 Report::Analysed(Ok(a)) => {
-                    if self.view.heatmap_class >= a.classes.len() {
+                    if !self.view.heatmap_class_chosen || self.view.heatmap_class >= a.classes.len() {
                         self.view.heatmap_class = a.top_class;
                     }
                     self.data.analysis = Some(a);
@@ -665,6 +666,9 @@ impl StudioApp {
                         }
                     });
             });
+        }
+        if class != self.view.heatmap_class {
+            self.view.heatmap_class_chosen = true;
         }
         if method != self.view.heatmap_method || class != self.view.heatmap_class {
             self.set_heatmap(method, class);

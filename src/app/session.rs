@@ -61,18 +61,11 @@ impl ModelView {
         self.members.iter().map(|m| &m.card)
     }
 
-    /// How many members learned from the recording named `record` (its file stem) or used it
-    /// to choose their checkpoint, for models whose groups are single recordings (heart
-    /// sounds); 0 when the cards cannot tell.
-    pub fn members_that_saw(&self, record: &str) -> usize {
-        self.cards()
-            .filter(|card| {
-                card.groups_are_recordings()
-                    && ["train_groups", "validation_groups"]
-                        .iter()
-                        .any(|key| card.groups(key).is_some_and(|g| g.contains(&record)))
-            })
-            .count()
+    /// The group (record, speaker or actor) of the recording named `stem` (its file stem) and
+    /// how many members learned from that group or used it to choose their checkpoint; None
+    /// when no card can tell or no member saw it.
+    pub fn members_that_saw(&self, stem: &str) -> Option<(String, usize)> {
+        crate::model::checkpoint::cards_that_saw(self.cards(), stem)
     }
 
     /// Every member's filters with its label, for the filter table exports.

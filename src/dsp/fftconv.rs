@@ -27,7 +27,7 @@ use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 
-use super::memo::{FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
+use super::memo::{BLOCKS_REMEMBERED, FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
 
 fn planner() -> &'static Mutex<RealFftPlanner<f32>> {
     static PLANNER: OnceLock<Mutex<RealFftPlanner<f32>>> = OnceLock::new();
@@ -169,7 +169,13 @@ pub fn band_energy_forward(
     assert!(taps % 2 == 1, "kernel length must be odd");
     let plan = Plan::new(taps, time, c_in);
     let x_spec = input_spectra(x, shape, &plan);
-    let h_spec = cached_kernel_spectra(kernels, shape, &plan);
+    // Training changes the kernels on every step: remembering them would only push out the
+    // spectra that inference reuses.
+    let h_spec = if keep {
+        Arc::new(KernelSpectra::new(kernel_spectra(kernels, shape, &plan)))
+    } else {
+        cached_kernel_spectra(kernels, shape, &plan)
+    };
     let t_out = shape.out_time();
     let f = plan.bins();
     let w = words(time);
@@ -432,13 +438,9 @@ fn kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Vec<C
 /// same kernels (the app, live mode every hop), and the `H x C` transforms of a multi-channel
 /// block cost more than the rest of its forward pass.
 fn cached_kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Arc<KernelSpectra> {
-    static MEMO: Memo<KernelSpectra> = Memo::new(4);
+    static MEMO: Memo<KernelSpectra> = Memo::new(BLOCKS_REMEMBERED);
     let key = fingerprint_values(fingerprint(FINGERPRINT_SEED, [plan.n as u32]), kernels);
-    MEMO.get_or_insert_with(key, || KernelSpectra {
-        spectra: kernel_spectra(kernels, shape, plan),
-        by_bin: OnceLock::new(),
-        paired: OnceLock::new(),
-    })
+    MEMO.get_or_insert_with(key, || KernelSpectra::new(kernel_spectra(kernels, shape, plan)))
 }
 
 /// Kernel spectra `[H, C, F]` and, built on first use, the same values bin-major or paired.
@@ -449,6 +451,14 @@ struct KernelSpectra {
 }
 
 impl KernelSpectra {
+    fn new(spectra: Vec<Complex32>) -> Self {
+        Self {
+            spectra,
+            by_bin: OnceLock::new(),
+            paired: OnceLock::new(),
+        }
+    }
+
     /// For single-channel kernels, `P_j = conj(H_2j) + i conj(H_2j+1)` over all `N` bins (full
     /// spectra), `[H/2, N]`. For a real input with full spectrum `X`, `P_j X` is the spectrum
     /// `A + iB` of both bands' outputs, mirror half included: `conj(H(N-k)) = H(k)` and

@@ -186,6 +186,11 @@ fn run(
     send: &dyn Fn(LiveEvent),
 ) {
     let mut summary = LiveSummary::default();
+    // The first analysis computes every member's kernels and their spectra (about 60 ms more
+    // than later ones for the bundled emotion ensemble): done on silence before capture starts,
+    // it stays off the first window's latency.
+    let warm_up = vec![0f32; (config.window_s * model.config().sample_rate as f64) as usize];
+    let _ = explain::analyse_ensemble(model, &warm_up);
     let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1 << 20);
     let (err_tx, err_rx): (Sender<String>, Receiver<String>) = channel();
     let source = match source::start(input, producer, err_tx) {

@@ -82,6 +82,18 @@ impl ModelCard {
             .map(|g| g.iter().filter_map(|v| v.as_str()).collect())
     }
 
+    /// Whether the recording named `stem` (its file name without extension) belongs to a
+    /// group this model trained on or chose its checkpoint on, and which group, when the card's
+    /// layout gives file names their group.
+    pub fn saw_group_of(&self, stem: &str) -> Option<String> {
+        let layout = self.training.get("layout")?.as_str()?;
+        let group = crate::train::dataset::group_of_file(layout, stem)?;
+        ["train_groups", "validation_groups"]
+            .iter()
+            .any(|key| self.groups(key).is_some_and(|g| g.contains(&group.as_str())))
+            .then_some(group)
+    }
+
     /// Whether the training data's groups are single recordings (so group names are record
     /// names); false when the card does not say which layout it was.
     pub fn groups_are_recordings(&self) -> bool {
@@ -90,6 +102,21 @@ impl ModelCard {
             .and_then(|l| l.as_str())
             .is_some_and(crate::train::dataset::groups_are_recordings)
     }
+}
+
+/// The group (record, speaker or actor) of the recording named `stem` and how many of
+/// `cards` learned from it or chose their checkpoint on it; None when no card saw it or can
+/// tell.
+pub fn cards_that_saw<'a>(
+    cards: impl IntoIterator<Item = &'a ModelCard>,
+    stem: &str,
+) -> Option<(String, usize)> {
+    let groups: Vec<String> = cards
+        .into_iter()
+        .filter_map(|card| card.saw_group_of(stem))
+        .collect();
+    let n = groups.len();
+    groups.into_iter().next().map(|g| (g, n))
 }
 
 /// Why a checkpoint could not be loaded.

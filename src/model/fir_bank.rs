@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::FirBlockConfig;
 use crate::dsp::kernel::multires_mel_bands;
-use crate::dsp::memo::{FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
+use crate::dsp::memo::{BLOCKS_REMEMBERED, FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
 
 /// Learnable band-pass filter bank `[filters, in_channels, taps]`.
 ///
@@ -140,10 +140,18 @@ impl FirBank {
         ideal * window
     }
 
-    /// [`Self::kernels`] as plain values `[H, C, K]`, row-major. Remembered for the last few
-    /// parameter sets: inference asks for the same kernels on every forward pass.
+    /// [`Self::kernels`] as plain values `[H, C, K]`, row-major, computed afresh: for
+    /// training, where the parameters change on every step and remembering them would only
+    /// push out the kernels that inference reuses.
+    pub fn fresh_kernel_values(&self) -> Vec<f32> {
+        self.kernels().into_data().try_to_vec().expect("f32 kernels")
+    }
+
+    /// [`Self::kernels`] as plain values `[H, C, K]`, row-major. Remembered for the last
+    /// [`BLOCKS_REMEMBERED`] parameter sets: inference asks for the same kernels on every
+    /// forward pass, and an ensemble's members take turns.
     pub fn kernel_values(&self) -> Arc<Vec<f32>> {
-        static MEMO: Memo<Vec<f32>> = Memo::new(8);
+        static MEMO: Memo<Vec<f32>> = Memo::new(BLOCKS_REMEMBERED);
         let values = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32") };
         let sizes = [self.filters, self.in_channels, self.taps, self.window_terms].map(|v| v as u32);
         let min_bw = self.min_bandwidth.to_bits();
@@ -159,9 +167,7 @@ impl FirBank {
         ] {
             key = fingerprint_values(key, &values(param));
         }
-        MEMO.get_or_insert_with(key, || {
-            self.kernels().into_data().try_to_vec().expect("f32 kernels")
-        })
+        MEMO.get_or_insert_with(key, || self.fresh_kernel_values())
     }
 
     fn band_tensors(&self, a: Tensor<2>, b: Tensor<2>) -> (Tensor<2>, Tensor<2>) {

@@ -1,6 +1,8 @@
 //! `IConNet`: front-end -> pooling over time -> head, with an exact backward pass through the
 //! CPU FFT band-energy op.
 
+use std::sync::Arc;
+
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Bool, Device, Gradients, Tensor, TensorData};
@@ -333,7 +335,13 @@ impl IConNet {
                 taps: bank.taps,
                 stride: block.stride,
             };
-            let kernels = bank.kernel_values();
+            // A tracked pass is a training step (or an attribution): its kernels are not
+            // kept, so that they do not push out the ones inference reuses.
+            let kernels = if track {
+                Arc::new(bank.fresh_kernel_values())
+            } else {
+                bank.kernel_values()
+            };
             let (mut features, saved) = band_energy_forward(&conv_input, &kernels, shape, track);
             time = shape.out_time();
             cumulative_stride *= block.stride;

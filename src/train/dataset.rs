@@ -33,6 +33,19 @@ pub fn groups_are_recordings(layout: &str) -> bool {
     layout == PHYSIONET_2016
 }
 
+/// The group (speaker, actor or record) of a recording named `stem` in a data set of
+/// `layout`, where the file name says it; None for layouts whose groups the name does not give
+/// (one folder per class) and for names that do not follow the layout.
+pub fn group_of_file(layout: &str, stem: &str) -> Option<String> {
+    match layout {
+        PHYSIONET_2016 => Some(stem.to_string()),
+        "fsdd" => parse_fsdd(stem).map(|(_, g)| g),
+        "ravdess" => parse_ravdess(stem).map(|(_, g)| g),
+        "crema-d" => parse_crema(stem).map(|(_, g)| g),
+        _ => None,
+    }
+}
+
 const RAVDESS: [&str; 8] = [
     "neutral",
     "calm",

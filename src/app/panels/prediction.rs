@@ -33,18 +33,29 @@ the model {learned_from} and can be wrong. Clinical decisions need a clinician."
 /// A warning when the open recording is one the model learned from: its prediction there says
 /// little about recordings it has not heard.
 pub fn seen_in_training(model: &ModelView, recording: &RecordingView) -> Option<String> {
-    let record = recording.path.file_stem()?.to_string_lossy().into_owned();
-    let seen = model.members_that_saw(&record);
+    let stem = recording.path.file_stem()?.to_string_lossy().into_owned();
+    let (group, seen) = model.members_that_saw(&stem)?;
     let held_out = "held-out figures: iconnet eval --card-test-groups";
-    match (seen, model.members.len()) {
-        (0, _) => None,
-        (1, 1) => Some(format!(
-            "{record} is one of this model's training recordings: not a held-out prediction ({held_out})"
-        )),
-        (n, total) => Some(format!(
-            "{record} is a training recording of {n} of the {total} members: not a held-out prediction ({held_out})"
-        )),
-    }
+    let total = model.members.len();
+    Some(if group == stem {
+        match total {
+            1 => format!(
+                "{stem} is one of this model's training recordings: not a held-out prediction ({held_out})"
+            ),
+            _ => format!(
+                "{stem} is a training recording of {seen} of the {total} members: not a held-out prediction ({held_out})"
+            ),
+        }
+    } else {
+        match total {
+            1 => format!(
+                "{stem} is by {group}, one of this model's training speakers: not a held-out prediction ({held_out})"
+            ),
+            _ => format!(
+                "{stem} is by {group}, a training speaker of {seen} of the {total} members: not a held-out prediction ({held_out})"
+            ),
+        }
+    })
 }
 
 pub fn ui(ui: &mut Ui, data: &Loaded) {
@@ -186,9 +197,45 @@ mod tests {
         let one = view(vec![card("physionet-2016", Some(10))]);
         let text = seen_in_training(&one, &recording("r0001")).unwrap();
         assert!(text.contains("one of this model's training recordings"), "{text}");
-        // Speaker groups are not file names: nothing is claimed.
+        // One folder per class: file names do not give the speaker, so nothing is claimed.
         let speech = view(vec![card("folder-per-class", Some(10))]);
         assert!(seen_in_training(&speech, &recording("r0001")).is_none());
+    }
+
+    #[test]
+    fn a_recording_by_a_training_speaker_is_flagged_with_its_speaker() {
+        let speakers = |train: &[&str], validation: &[&str]| {
+            let mut c = card("ravdess", None);
+            c.training.insert("train_groups".into(), train.into());
+            c.training.insert("validation_groups".into(), validation.into());
+            c
+        };
+        // Actor 02 trained the first member and validated the second; actor 05 the second only.
+        let two = view(vec![
+            speakers(&["actor02", "actor03"], &["actor04"]),
+            speakers(&["actor05"], &["actor02"]),
+        ]);
+        let text = seen_in_training(&two, &recording("03-01-05-01-01-01-02")).unwrap();
+        assert!(
+            text.starts_with("03-01-05-01-01-01-02 is by actor02, a training speaker of 2 of the 2 members"),
+            "{text}"
+        );
+        assert!(
+            seen_in_training(&two, &recording("03-01-05-01-01-01-05"))
+                .unwrap()
+                .contains("1 of the 2")
+        );
+        assert!(seen_in_training(&two, &recording("03-01-05-01-01-01-08")).is_none());
+        assert!(seen_in_training(&two, &recording("not-a-ravdess-name")).is_none());
+        let mut digits = card("fsdd", None);
+        digits
+            .training
+            .insert("train_groups".into(), vec!["jackson"].into());
+        let text = seen_in_training(&view(vec![digits]), &recording("7_jackson_3")).unwrap();
+        assert!(
+            text.contains("by jackson, one of this model's training speakers"),
+            "{text}"
+        );
     }
 
     #[test]
