@@ -597,19 +597,46 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
     let backend = backend::select(choice)?;
     let ensemble = load_model_list(&args.model, &backend.device)?;
     let members = &ensemble.members;
-    let classes = ensemble.config().classes.clone();
+    let model_classes = ensemble.config().classes.clone();
     let mut data = dataset::discover(&args.data)?;
     if let Some(spec) = &args.classes {
         data = data.map_classes(spec)?;
     }
-    if data.classes != classes {
-        return Err(format!(
-            "{}: the model's classes ({}) are not the data's ({}); use --classes",
-            ensemble.path.display(),
-            classes.join(", "),
-            data.classes.join(", ")
-        ));
+    // The model's index of each of the data's classes: the same classes, or (`--classes`
+    // naming some of the model's classes) a subset, where a recording's prediction is the
+    // model's most probable class among the subset.
+    let model_index: Vec<usize> = data
+        .classes
+        .iter()
+        .map(|c| model_classes.iter().position(|m| m == c))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            format!(
+                "{}: the model's classes ({}) are not the data's ({}); use --classes",
+                ensemble.path.display(),
+                model_classes.join(", "),
+                data.classes.join(", ")
+            )
+        })?;
+    let classes = data.classes.clone();
+    let subset_of_model = classes != model_classes;
+    if subset_of_model {
+        eprintln!(
+            "scoring {} of the model's {} classes ({}): each recording gets the most probable of them",
+            classes.len(),
+            model_classes.len(),
+            classes.join(", ")
+        );
     }
+    let among = |p: &[f32]| -> Vec<f32> {
+        let picked: Vec<f32> = model_index.iter().map(|&i| p[i]).collect();
+        let total: f32 = picked.iter().sum();
+        if subset_of_model && total > 0.0 {
+            picked.iter().map(|v| v / total).collect()
+        } else {
+            picked
+        }
+    };
     let mut groups = args.groups.clone();
     // Out of fold: which members score each test group (None: every member scores all).
     let mut out_of_fold: Option<OutOfFold> = None;
@@ -631,7 +658,7 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         eprintln!("skipped: {e}");
     }
     let truth: Vec<usize> = clips.iter().map(|c| c.label).collect();
-    let mut sum = vec![vec![0f32; classes.len()]; clips.len()];
+    let mut sum = vec![vec![0f32; model_classes.len()]; clips.len()];
     let mut votes = vec![0usize; clips.len()];
     let mut per_fold = Vec::new();
     let all_members = [(0..members.len()).collect::<Vec<_>>()];
@@ -670,13 +697,17 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         if out_of_fold.is_some() {
             // Each recording is in one fold, so its sum holds only this fold's members.
             let t: Vec<usize> = mine.iter().map(|&c| truth[c]).collect();
-            let p: Vec<usize> = mine.iter().map(|&c| crate::explain::argmax(&sum[c])).collect();
+            let p: Vec<usize> = mine
+                .iter()
+                .map(|&c| crate::explain::argmax(&among(&sum[c])))
+                .collect();
             per_fold.push(Metrics::compute(&t, &p, &classes));
         }
     }
     for (acc, &n) in sum.iter_mut().zip(&votes) {
         acc.iter_mut().for_each(|a| *a /= n.max(1) as f32);
     }
+    let sum: Vec<Vec<f32>> = sum.iter().map(|p| among(p)).collect();
     let predicted: Vec<usize> = sum.iter().map(|p| crate::explain::argmax(p)).collect();
     let metrics = Metrics::compute(&truth, &predicted, &classes);
     if let Some(out) = &args.predictions {

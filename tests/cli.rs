@@ -149,6 +149,35 @@ fn train_then_predict_json_with_one_bad_file() {
     assert_eq!(metrics["n"], 30);
     assert_eq!(metrics["accuracy"], card["metrics"]["test"]["accuracy"]);
 
+    // Some of the model's classes: each recording gets the most probable of them, and the
+    // figures count only those classes.
+    let subset_csv = dir.path().join("subset.csv");
+    let out = iconnet()
+        .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json"])
+        .args(["--classes", "3,1,7", "--groups", "lucas", "--limit", "3"])
+        .args(["--model", model.to_str().unwrap()])
+        .args(["--predictions", subset_csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("scoring 3 of the model's 10 classes"), "{stderr}");
+    let subset: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(subset["n"], 9);
+    assert_eq!(subset["confusion"].as_array().unwrap().len(), 3);
+    let text = std::fs::read_to_string(&subset_csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[4..], ["1", "3", "7"]);
+    for row in lines {
+        let row: Vec<&str> = row.split(',').collect();
+        let p: Vec<f64> = row[4..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{row:?}");
+        let top = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        assert_eq!(header[4 + top], row[3], "{row:?}");
+        assert!(["1", "3", "7"].contains(&row[2]));
+    }
+
     // An ensemble of the model with itself: the same figures, and one CSV row per recording.
     let csv = dir.path().join("predictions.csv");
     let both = format!("{0},{0}", model.display());

@@ -80,3 +80,24 @@ fn explain_names_a_bad_file_in_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("empty.wav"), "{stderr}");
 }
+
+#[test]
+fn explain_renders_an_ensemble_with_its_member_selector() {
+    // The filter browser of an ensemble has a member selector; the headless renderer checks
+    // that every control is named, so an unnamed one would stop the report.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let file = common::shared_data().join("emotion/03-01-05-01-01-01-02.wav");
+    let result = iconnet()
+        .args(["explain", "--model", "emotion", "--ig-steps", "2", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let probabilities: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("probabilities.json")).unwrap()).unwrap();
+    assert_eq!(probabilities["member_probabilities"].as_array().unwrap().len(), 4);
+    assert!(out.join("filters.png").is_file() && out.join("prediction.png").is_file());
+}

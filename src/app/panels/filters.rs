@@ -123,15 +123,18 @@ impl FiltersPanel {
         if model.is_ensemble() {
             // Each member learned its own filters: they are browsed one member at a time.
             ui.horizontal(|ui| {
-                ui.label(format!("{} members; filters of", model.members.len()));
+                let label = ui.label(format!("{} members; filters of", model.members.len()));
                 let selected = model.member(view.member).label();
+                // Named by the label before it, for screen readers and UI tests alike.
                 egui::ComboBox::from_id_salt("member")
                     .selected_text(selected)
                     .show_ui(ui, |ui| {
                         for (i, m) in model.members.iter().enumerate() {
                             ui.selectable_value(&mut view.member, i, m.label());
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
             });
         }
         let model = model.member(view.member);
