@@ -152,3 +152,37 @@ fn folds_are_group_disjoint_and_stratified() {
     folds.iter().for_each(|f| sizes[*f] += 1);
     assert_eq!(sizes, [1000, 1000, 1000]);
 }
+
+#[test]
+fn a_file_names_group_is_the_group_discover_gives_it() {
+    // The app's training-speaker warning reads the group from a file name alone; it must be the
+    // group the data set put that file in when the model was trained.
+    use iconnet::train::dataset::group_of_file;
+    let root = tempfile::tempdir().unwrap();
+    let layouts: [(&str, &[&str]); 3] = [
+        ("fsdd", &["0_george_0.wav", "7_jackson_12.wav"]),
+        (
+            "ravdess",
+            &["03-01-01-01-01-01-01.wav", "03-01-05-02-01-01-07.wav"],
+        ),
+        ("crema", &["1001_DFA_ANG_XX.wav", "1091_WSI_SAD_HI.wav"]),
+    ];
+    for (dir, names) in layouts {
+        let dir = root.path().join(dir);
+        for name in names {
+            touch_wav(&dir, name);
+        }
+        let d = discover(&dir).unwrap();
+        for e in &d.examples {
+            let stem = e.path.file_stem().unwrap().to_str().unwrap();
+            assert_eq!(
+                group_of_file(d.layout, stem).as_deref(),
+                Some(e.group.as_str()),
+                "{stem}"
+            );
+        }
+        assert_eq!(group_of_file(d.layout, "not-a-name-of-this-layout"), None);
+    }
+    assert_eq!(group_of_file("physionet-2016", "a0013").as_deref(), Some("a0013"));
+    assert_eq!(group_of_file("folder-per-class", "anything"), None);
+}
