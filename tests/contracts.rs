@@ -289,7 +289,7 @@ fn explain_reports_filters_in_hz_and_analyses_in_seconds() {
 fn every_bundled_models_kernels_stay_remembered_between_analyses() {
     // The members of an ensemble take turns on every analysis and live hop: if their blocks
     // outnumbered the memo, each block's kernel spectra would be dropped just before their
-    // next use and recomputed every time (the bundled heart ensemble took twice as long).
+    // next use and recomputed every time (the bundled heart ensemble took 1.6 times as long).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models");
     for name in iconnet::cli::BUNDLED {
         let path = iconnet::cli::bundled_model(&dir, name).unwrap();
