@@ -47,6 +47,10 @@ pub enum Command {
         model: String,
         #[arg(long)]
         note: Vec<String>,
+        /// Remove the existing notes first (with `--note`: replace them), e.g. when a member's
+        /// place in an ensemble changes.
+        #[arg(long)]
+        clear_notes: bool,
         /// Rename the model (rewrites the file).
         #[arg(long)]
         name: Option<String>,
@@ -346,7 +350,12 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Predict(args)) => predict(args, cli.backend),
         Some(Command::Train(args)) => train(*args, cli.backend),
         Some(Command::Eval(args)) => eval(args, cli.backend),
-        Some(Command::Card { model, note, name }) => card(&model, &note, name.as_deref()),
+        Some(Command::Card {
+            model,
+            note,
+            clear_notes,
+            name,
+        }) => card(&model, &note, clear_notes, name.as_deref()),
         Some(Command::Filters { model }) => filters(&model),
         Some(Command::Open { file, model }) => open_app(model.as_deref(), Some(file), cli.backend),
         Some(Command::Explain(args)) => explain_report(args, cli.backend),
@@ -815,12 +824,15 @@ fn card_test_groups(members: &[ensemble::Member]) -> Result<(Vec<String>, Option
     Ok((groups, Some(OutOfFold { folds, fold_of })))
 }
 
-fn card(model: &str, notes: &[String], name: Option<&str>) -> Result<i32, String> {
+fn card(model: &str, notes: &[String], clear_notes: bool, name: Option<&str>) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
-    let edit = !notes.is_empty() || name.is_some();
+    let edit = !notes.is_empty() || clear_notes || name.is_some();
     let value = if ensemble::is_manifest(&path) {
         let mut manifest = ensemble::Manifest::read(&path)?;
         if edit {
+            if clear_notes {
+                manifest.notes.clear();
+            }
             manifest.notes.extend(notes.iter().cloned());
             if let Some(n) = name {
                 manifest.name = n.to_string();
@@ -836,6 +848,9 @@ fn card(model: &str, notes: &[String], name: Option<&str>) -> Result<i32, String
         let (model, mut card) =
             checkpoint::load(&path, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
         if edit {
+            if clear_notes {
+                card.notes.clear();
+            }
             card.notes.extend(notes.iter().cloned());
             if let Some(n) = name {
                 card.name = n.to_string();

@@ -354,6 +354,18 @@ fn train_then_predict_json_with_one_bad_file() {
     assert_eq!(listed["member_cards"][1]["name"], "other");
     assert_eq!(listed["notes"], serde_json::json!(["two tiny models", "checked"]));
     assert_eq!(Manifest::read(&pair).unwrap().notes.len(), 2, "the note is kept");
+    let member = dir.path().join("other.iconnet");
+    let replaced: serde_json::Value = serde_json::from_str(&run(&[
+        "card",
+        member.to_str().unwrap(),
+        "--clear-notes",
+        "--note",
+        "member 2 of 2",
+    ]))
+    .unwrap();
+    assert_eq!(replaced["notes"], serde_json::json!(["member 2 of 2"]));
+    let reread: serde_json::Value = serde_json::from_str(&run(&["card", member.to_str().unwrap()])).unwrap();
+    assert_eq!(reread["notes"], replaced["notes"], "the file was rewritten");
     let table = run(&["filters", pair.to_str().unwrap()]);
     assert!(table.starts_with("member,block,filter"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("other,")));

@@ -6,11 +6,12 @@
 use std::sync::{Arc, Mutex};
 
 /// How many FIR blocks' kernels and kernel spectra inference keeps: the two blocks of each
-/// member of an ensemble of up to eight. Members take turns on every analysis (and every live
-/// hop), so a memo smaller than all of their blocks would drop each one just before it is
-/// needed again. At most about 17 MB per block (M13's second block at 16 kHz: spectra kept
-/// in two layouts), so the bound is a few hundred MB, reached only by ensembles that large.
-pub const BLOCKS_REMEMBERED: usize = 16;
+/// member of an ensemble of up to twelve (the bundled heart ensemble has ten). Members take
+/// turns on every analysis (and every live hop), so a memo smaller than all of their blocks
+/// would drop each one just before it is needed again. At most about 17 MB per block (M13's
+/// second block at 16 kHz: spectra kept in two layouts); the bundled heart members' blocks at
+/// 1 kHz are far smaller (the ten-member analysis peaks at about 200 MB resident in all).
+pub const BLOCKS_REMEMBERED: usize = 24;
 
 /// Up to `capacity` values, the oldest dropped first.
 pub struct Memo<V> {
