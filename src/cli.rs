@@ -256,6 +256,16 @@ pub struct TrainArgs {
     /// Dropout before the head's output layer (0 turns it off).
     #[arg(long, default_value_t = 0.1, value_parser = unit_interval)]
     pub dropout: f64,
+    /// Knowledge distillation: a trained model or ensemble (bundled name or path) whose
+    /// averaged probabilities on each training crop are a second target. Only the members
+    /// whose cards name exactly this split's test groups teach it (with --folds, each fold's:
+    /// the fold models of earlier runs with the same --folds and --split-seed), so no teacher
+    /// has seen the test recordings; a split without test groups is taught by every member.
+    #[arg(long)]
+    pub teacher: Option<String>,
+    /// Weight of the teacher's soft cross-entropy (the labels' cross-entropy gets 1 - this).
+    #[arg(long, default_value_t = 0.5, value_parser = unit_interval)]
+    pub distill_weight: f64,
 }
 
 #[derive(Args, Debug)]
@@ -1139,6 +1149,79 @@ fn augment_from_args(args: &TrainArgs) -> Augment {
     }
 }
 
+/// A teacher and the checkpoints it was read from.
+struct LoadedTeacher {
+    teacher: trainer::Teacher,
+    sources: Vec<String>,
+}
+
+/// The members of the model or ensemble `name` that may teach a split whose test groups are
+/// `test_groups`: those tested on exactly these groups (none of them trained or chose its
+/// checkpoint on one), or all of them when the split has no test groups.
+fn load_teacher(
+    name: &str,
+    test_groups: &[String],
+    config: &ModelConfig,
+    weight: f32,
+    device: &burn::tensor::Device,
+) -> Result<LoadedTeacher, String> {
+    let path = resolve_model(Some(name))?;
+    let loaded = Ensemble::load(&path, device).map_err(|e| format!("--teacher: {e}"))?;
+    let wanted: std::collections::BTreeSet<&str> = test_groups.iter().map(String::as_str).collect();
+    let (mut models, mut sources) = (Vec::new(), Vec::new());
+    for member in loaded.members {
+        let c = &member.model.config;
+        if c.classes != config.classes || c.sample_rate != config.sample_rate {
+            return Err(format!(
+                "{}: a teacher must have this run's classes and sample rate ({} at {} Hz); it has {} at {} Hz",
+                member.path.display(),
+                config.classes.join(","),
+                config.sample_rate,
+                c.classes.join(","),
+                c.sample_rate
+            ));
+        }
+        let tested: std::collections::BTreeSet<&str> = member
+            .card
+            .groups("test_groups")
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if !wanted.is_empty() && tested != wanted {
+            continue;
+        }
+        let seen = ["train_groups", "validation_groups"]
+            .iter()
+            .flat_map(|key| member.card.groups(key).unwrap_or_default())
+            .find(|g| wanted.contains(g));
+        if let Some(g) = seen {
+            return Err(format!(
+                "{}: this teacher trained on {g}, a test group of this split",
+                member.path.display()
+            ));
+        }
+        sources.push(member.path.display().to_string());
+        models.push(member.model);
+    }
+    if models.is_empty() {
+        return Err(format!(
+            "{}: no member's card names this split's test groups ({}), so every member may have trained on them; teach with the fold models of a run with the same --folds and --split-seed",
+            path.display(),
+            short_list(test_groups)
+        ));
+    }
+    eprintln!(
+        "teacher: {} of {} ({}), distillation weight {weight}",
+        models.len(),
+        path.display(),
+        sources.join(", ")
+    );
+    Ok(LoadedTeacher {
+        teacher: trainer::Teacher { models, weight },
+        sources,
+    })
+}
+
 /// Trains on `rest` (validation groups carved out of it), writes the best checkpoint to `out`,
 /// and evaluates it on `test` if any. Returns the test metrics with truth and predictions.
 fn train_split(
@@ -1175,6 +1258,26 @@ fn train_split(
     for e in e1.iter().chain(&e2).chain(&e3) {
         eprintln!("skipped: {e}");
     }
+    let teacher = args
+        .teacher
+        .as_deref()
+        .map(|name| {
+            load_teacher(
+                name,
+                &test_groups,
+                &ctx.config,
+                args.distill_weight as f32,
+                &ctx.backend.device,
+            )
+        })
+        .transpose()?;
+    let teacher_info = teacher.as_ref().map(|t| {
+        json!({
+            "model": args.teacher,
+            "members": t.sources,
+            "weight": args.distill_weight,
+        })
+    });
     let augment = augment_from_args(args);
     let options = TrainOptions {
         epochs: args.epochs,
@@ -1191,6 +1294,7 @@ fn train_split(
         stop_after_epoch: None,
         average_epochs: args.average_epochs,
         balanced_loss: args.balanced_loss,
+        teacher: teacher.map(|t| Arc::new(t.teacher)),
     };
     let name = out
         .file_stem()
@@ -1211,7 +1315,11 @@ fn train_split(
             ("augmentation", json!(augmentation)),
             ("weight_average", json!(args.average_epochs.map_or("none (the last step's weights)".to_string(), |e| format!("exponential moving average over ~{e} epochs, validated and kept instead of the last step's weights")))),
             ("optimizer", json!(format!("RAdam lr {} wd {}, one-cycle, global grad-norm clip {}", args.lr, args.weight_decay, args.clip_norm))),
-            ("loss", json!(if args.balanced_loss { "cross-entropy, class weights N / (K n_c) from the training examples" } else { "cross-entropy" })),
+            ("loss", json!(match (args.balanced_loss, &args.teacher) {
+                (_, Some(_)) => format!("{:.2} x cross-entropy{} + {:.2} x cross-entropy against the teacher's averaged probabilities on each training crop (knowledge distillation)", 1.0 - args.distill_weight, if args.balanced_loss { " with class weights N / (K n_c)" } else { "" }, args.distill_weight),
+                (true, None) => "cross-entropy, class weights N / (K n_c) from the training examples".to_string(),
+                (false, None) => "cross-entropy".to_string(),
+            })),
             ("train_groups", json!(group_list(&train_ex))),
             ("validation_groups", json!(group_list(&val_ex))),
             ("test_groups", json!(test_groups)),
@@ -1220,6 +1328,9 @@ fn train_split(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if let Some(teacher) = &teacher_info {
+            info.insert("teacher".into(), teacher.clone());
+        }
         for (k, v) in extra {
             info.insert(k.to_string(), v);
         }

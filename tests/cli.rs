@@ -511,6 +511,70 @@ fn grouped_cross_validation_writes_a_report() {
         assert_ne!(first["seed"], second["seed"], "fold {k}");
     }
 
+    // Distillation from the first run: each fold is taught by the fold model tested on it.
+    let student = dir.path().join("student.iconnet");
+    let run = iconnet()
+        .args(["train", shared_data().join("fsdd").to_str().unwrap()])
+        .args(["--arch", "tiny", "--epochs", "1", "--limit", "2", "--quiet"])
+        .args(["--groups", "jackson,theo,lucas,nicolas", "--folds", "2"])
+        .args([
+            "--val-fraction",
+            "0.3",
+            "--split-seed",
+            "0",
+            "--distill-weight",
+            "0.7",
+        ])
+        .args([
+            "--teacher",
+            ensemble.to_str().unwrap(),
+            "--out",
+            student.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for k in 1..=2 {
+        let path = dir.path().join(format!("student.fold{k}.json"));
+        let card: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let teacher = &card["training"]["teacher"];
+        let members = teacher["members"].as_array().unwrap();
+        assert_eq!(members.len(), 1, "fold {k}: {teacher}");
+        assert!(
+            members[0]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("cv.fold{k}.iconnet"))
+        );
+        assert_eq!(teacher["weight"], 0.7);
+        assert!(
+            card["training"]["loss"]
+                .as_str()
+                .unwrap()
+                .contains("distillation")
+        );
+    }
+    // A split no member was tested on: every member may have trained on its test speaker.
+    let leak = iconnet()
+        .args(["train", shared_data().join("fsdd").to_str().unwrap()])
+        .args(["--arch", "tiny", "--epochs", "1", "--limit", "2", "--quiet"])
+        .args(["--groups", "jackson,theo,lucas,nicolas", "--holdout", "jackson"])
+        .args(["--teacher", ensemble.to_str().unwrap()])
+        .args(["--out", dir.path().join("leak.iconnet").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(leak.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&leak.stderr);
+    assert!(
+        err.contains("no member's card names this split's test groups"),
+        "{err}"
+    );
+    assert_eq!(
+        err.trim().lines().last().map(|l| l.contains("cv.ensemble")),
+        Some(true),
+        "{err}"
+    );
+
     let both = iconnet()
         .args([
             "train",

@@ -67,6 +67,7 @@ fn short_training_beats_chance_on_an_unseen_speaker() {
         average_epochs: None,
         // The subset is balanced, so the weights are all 1: this runs the weighted loss path.
         balanced_loss: true,
+        teacher: None,
     };
     let device = Device::flex();
     let report = train(

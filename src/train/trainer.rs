@@ -51,6 +51,64 @@ pub struct TrainOptions {
     /// Weight each class's cross-entropy by `N / (K · n_c)` over the training clips, so that a
     /// class with half the examples (RAVDESS neutral) counts as much as the others.
     pub balanced_loss: bool,
+    /// Knowledge distillation: the loss adds the cross-entropy against these models' averaged
+    /// probabilities on the same augmented crop.
+    pub teacher: Option<Arc<Teacher>>,
+}
+
+/// Soft targets for knowledge distillation: trained models (for a cross-validation fold, the
+/// fold models of earlier runs that were tested on this fold, so none of them saw its test
+/// recordings), their probabilities averaged on every training crop. An ensemble's averaged
+/// probabilities carry what its members agree on beyond the labels (how abnormal a record
+/// sounds, not only whether it is), which one network can learn from (Hinton et al. 2015).
+pub struct Teacher {
+    pub models: Vec<IConNet>,
+    /// Weight of the soft cross-entropy; the labels' cross-entropy gets `1 - weight`.
+    pub weight: f32,
+}
+
+impl std::fmt::Debug for Teacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Teacher({} models, weight {})", self.models.len(), self.weight)
+    }
+}
+
+impl Teacher {
+    /// The models' mean class probabilities on `batch`, `[batch, classes]` row-major.
+    pub fn probabilities(&self, batch: &AudioBatch) -> Vec<f32> {
+        let mut mean: Vec<f32> = Vec::new();
+        for model in &self.models {
+            let rows = softmax_rows(model.forward(batch).logits);
+            let flat = rows.concat();
+            if mean.is_empty() {
+                mean = flat;
+            } else {
+                mean.iter_mut().zip(flat).for_each(|(m, p)| *m += p);
+            }
+        }
+        let n = self.models.len().max(1) as f32;
+        mean.iter_mut().for_each(|m| *m /= n);
+        mean
+    }
+}
+
+/// `(1 - weight) · labels_loss + weight · soft_cross_entropy(logits, soft)`.
+pub fn distillation_loss(
+    labels_loss: Tensor<1>,
+    logits: Tensor<2>,
+    soft: Tensor<2>,
+    weight: f32,
+) -> Tensor<1> {
+    labels_loss
+        .mul_scalar(1.0 - weight)
+        .add(soft_cross_entropy(logits, soft).mul_scalar(weight))
+}
+
+/// Mean over the batch of `-Σ_k p[b, k] log softmax(logits)[b, k]`: the cross-entropy of the
+/// student's `[batch, classes]` logits against soft targets `p` (rows summing to one).
+pub fn soft_cross_entropy(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    let log_p = burn::tensor::activation::log_softmax(logits, 1);
+    targets.mul(log_p).sum_dim(1).neg().mean()
 }
 
 /// Cross-entropy weights `N / (K · n_c)` for `K` classes from training labels: 1 for a
@@ -210,7 +268,16 @@ pub fn train(
                 .zip(&labels)
                 .filter(|(p, l)| **p as i64 == **l)
                 .count();
-            let loss = loss_fn.forward(out.logits, targets);
+            let loss = match &options.teacher {
+                Some(teacher) => {
+                    let soft = teacher.probabilities(&batch);
+                    let shape = [chunk.len(), soft.len() / chunk.len().max(1)];
+                    let soft = Tensor::<2>::from_data(TensorData::new(soft, shape), &device);
+                    let labels_loss = loss_fn.forward(out.logits.clone(), targets);
+                    distillation_loss(labels_loss, out.logits, soft, teacher.weight)
+                }
+                None => loss_fn.forward(out.logits, targets),
+            };
             let loss_value: f32 = loss
                 .clone()
                 .into_data()
@@ -440,6 +507,7 @@ mod tests {
             stop_after_epoch,
             average_epochs: None,
             balanced_loss: false,
+            teacher: None,
         }
     }
 
@@ -533,5 +601,114 @@ mod tests {
         };
         assert!(report.best_validation.is_some());
         assert_ne!(logits(&last_step), logits(&averaged));
+    }
+
+    #[test]
+    fn soft_cross_entropy_by_hand() {
+        let device = Device::flex();
+        // Row 1: softmax(0, ln 3) = (1/4, 3/4) against (1/2, 1/2): -(ln 1/4 + ln 3/4) / 2
+        // = 0.836988. Row 2: softmax(0, 0) = (1/2, 1/2) against (1, 0): ln 2 = 0.693147.
+        let logits = Tensor::<2>::from_data(TensorData::new(vec![0.0, 3f32.ln(), 0.0, 0.0], [2, 2]), &device);
+        let soft = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, 0.5, 1.0, 0.0], [2, 2]), &device);
+        let loss: Vec<f32> = soft_cross_entropy(logits.clone(), soft)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(
+            (loss[0] - (0.836988 + std::f32::consts::LN_2) / 2.0).abs() < 1e-5,
+            "{loss:?}"
+        );
+        // One-hot targets give the labels' cross-entropy.
+        let one_hot = Tensor::<2>::from_data(TensorData::new(vec![0f32, 1.0, 1.0, 0.0], [2, 2]), &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0], [2]), &device);
+        let hard: Vec<f32> = CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits.clone(), labels)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let soft: Vec<f32> = soft_cross_entropy(logits, one_hot)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!((hard[0] - soft[0]).abs() < 1e-6, "{hard:?} {soft:?}");
+    }
+
+    #[test]
+    fn a_teacher_averages_its_models_and_changes_what_is_learned() {
+        let config = ModelConfig::named(
+            "tiny",
+            8000,
+            vec!["low".into(), "high".into()],
+            crate::model::PoolingKind::Attention,
+        )
+        .unwrap();
+        let device = Device::flex();
+        let clips = tone_clips();
+        let batch = AudioBatch::from_clips(
+            &[&clips[0].samples[..], &clips[1].samples[..]],
+            config.min_samples(),
+        );
+        device.seed(7);
+        let a = IConNet::new(&config, &device);
+        device.seed(8);
+        let b = IConNet::new(&config, &device);
+        let (pa, pb) = (
+            softmax_rows(a.forward(&batch).logits),
+            softmax_rows(b.forward(&batch).logits),
+        );
+        let teacher = Teacher {
+            models: vec![a, b],
+            weight: 0.5,
+        };
+        let mean = teacher.probabilities(&batch);
+        for (i, m) in mean.iter().enumerate() {
+            let (r, k) = (i / 2, i % 2);
+            assert!((m - (pa[r][k] + pb[r][k]) / 2.0).abs() < 1e-6);
+        }
+        assert!((mean[0] + mean[1] - 1.0).abs() < 1e-6);
+
+        let dir = tempfile::tempdir().unwrap();
+        let logits_after = |teacher: Option<Arc<Teacher>>, name: &str| -> Vec<f32> {
+            let out = dir.path().join(name);
+            let opts = TrainOptions {
+                teacher,
+                ..options(out.clone(), Some(2))
+            };
+            train(
+                &config,
+                &clips,
+                &[],
+                &opts,
+                |m| ModelCard::new("tones", m),
+                &device,
+                Arc::new(AtomicBool::new(false)),
+            )
+            .unwrap();
+            let (model, _) = checkpoint::load(&out, &device).unwrap();
+            model.forward(&batch).logits.into_data().try_to_vec().unwrap()
+        };
+        // The same seed (other tests may share the device's generator, so this is not
+        // bit-exact by construction, but a teacher changes the loss on every step).
+        let plain = logits_after(None, "plain.iconnet");
+        assert_ne!(plain, logits_after(Some(Arc::new(teacher)), "taught.iconnet"));
+    }
+
+    #[test]
+    fn distillation_weighs_the_two_losses() {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_data(TensorData::new(vec![0.0, 3f32.ln()], [1, 2]), &device);
+        let soft = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, 0.5], [1, 2]), &device);
+        let labels_loss = Tensor::<1>::from_data(TensorData::new(vec![2.0f32], [1]), &device);
+        let at = |w: f32| -> f32 {
+            distillation_loss(labels_loss.clone(), logits.clone(), soft.clone(), w)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()[0]
+        };
+        // The soft cross-entropy here is 0.836988 (see above).
+        assert_eq!(at(0.0), 2.0);
+        assert!((at(1.0) - 0.836988).abs() < 1e-5);
+        assert!((at(0.25) - (0.75 * 2.0 + 0.25 * 0.836988)).abs() < 1e-5);
     }
 }
