@@ -1190,11 +1190,7 @@ fn load_teacher(
         if !wanted.is_empty() && tested != wanted {
             continue;
         }
-        let seen = ["train_groups", "validation_groups"]
-            .iter()
-            .flat_map(|key| member.card.groups(key).unwrap_or_default())
-            .find(|g| wanted.contains(g));
-        if let Some(g) = seen {
+        if let Some(g) = wanted.iter().find(|g| member.card.saw_group(g)) {
             return Err(format!(
                 "{}: this teacher trained on {g}, a test group of this split",
                 member.path.display()

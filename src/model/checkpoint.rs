@@ -88,10 +88,14 @@ impl ModelCard {
     pub fn saw_group_of(&self, stem: &str) -> Option<String> {
         let layout = self.training.get("layout")?.as_str()?;
         let group = crate::train::dataset::group_of_file(layout, stem)?;
+        self.saw_group(&group).then_some(group)
+    }
+
+    /// Whether this model trained on `group` or chose its checkpoint on it.
+    pub fn saw_group(&self, group: &str) -> bool {
         ["train_groups", "validation_groups"]
             .iter()
-            .any(|key| self.groups(key).is_some_and(|g| g.contains(&group.as_str())))
-            .then_some(group)
+            .any(|key| self.groups(key).is_some_and(|g| g.contains(&group)))
     }
 
     /// Whether the training data's groups are single recordings (so group names are record

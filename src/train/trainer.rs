@@ -491,6 +491,17 @@ mod tests {
             .collect()
     }
 
+    /// The tiny model for [`tone_clips`].
+    fn tone_config() -> ModelConfig {
+        ModelConfig::named(
+            "tiny",
+            8000,
+            vec!["low".into(), "high".into()],
+            crate::model::PoolingKind::Attention,
+        )
+        .unwrap()
+    }
+
     fn options(out: PathBuf, stop_after_epoch: Option<usize>) -> TrainOptions {
         TrainOptions {
             epochs: 4,
@@ -527,13 +538,7 @@ mod tests {
 
     #[test]
     fn a_refit_needs_no_validation_and_stops_at_the_chosen_epoch() {
-        let config = ModelConfig::named(
-            "tiny",
-            8000,
-            vec!["low".into(), "high".into()],
-            crate::model::PoolingKind::Attention,
-        )
-        .unwrap();
+        let config = tone_config();
         let dir = tempfile::tempdir().unwrap();
         let clips = tone_clips();
         let run = |opts: &TrainOptions| {
@@ -564,13 +569,7 @@ mod tests {
 
     #[test]
     fn weight_averaging_keeps_the_averaged_model() {
-        let config = ModelConfig::named(
-            "tiny",
-            8000,
-            vec!["low".into(), "high".into()],
-            crate::model::PoolingKind::Attention,
-        )
-        .unwrap();
+        let config = tone_config();
         let dir = tempfile::tempdir().unwrap();
         let clips = tone_clips();
         let run = |average_epochs, name: &str| {
@@ -636,13 +635,7 @@ mod tests {
 
     #[test]
     fn a_teacher_averages_its_models_and_changes_what_is_learned() {
-        let config = ModelConfig::named(
-            "tiny",
-            8000,
-            vec!["low".into(), "high".into()],
-            crate::model::PoolingKind::Attention,
-        )
-        .unwrap();
+        let config = tone_config();
         let device = Device::flex();
         let clips = tone_clips();
         let batch = AudioBatch::from_clips(
