@@ -288,18 +288,28 @@ fn explain_reports_filters_in_hz_and_analyses_in_seconds() {
 #[test]
 fn every_bundled_models_kernels_stay_remembered_between_analyses() {
     // The members of an ensemble take turns on every analysis and live hop: if their blocks
-    // outnumbered the memo, each block's kernel spectra would be dropped just before their
-    // next use and recomputed every time (the bundled heart ensemble took 1.6 times as long).
+    // outgrew the memos, each block's kernel spectra would be dropped just before their next
+    // use and recomputed every time (the bundled heart ensemble took 1.6 times as long).
+    use iconnet::dsp::memo::{KERNELS_BUDGET_BYTES, SPECTRA_BUDGET_BYTES};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models");
     for name in iconnet::cli::BUNDLED {
         let path = iconnet::cli::bundled_model(&dir, name).unwrap();
         let ensemble = iconnet::model::Ensemble::load(&path, &Device::flex()).unwrap();
-        let blocks: usize = ensemble.models().map(|m| m.blocks.len()).sum();
+        let (mut spectra, mut kernels) = (0, 0);
+        for block in ensemble.models().flat_map(|m| m.blocks.iter()) {
+            let (h, c, k) = (block.bank.filters, block.bank.in_channels, block.bank.taps);
+            spectra += iconnet::dsp::fftconv::remembered_spectra_bytes(h, c, k);
+            kernels += h * c * k * std::mem::size_of::<f32>();
+        }
         assert!(
-            blocks <= iconnet::dsp::memo::BLOCKS_REMEMBERED,
-            "{}: {blocks} FIR blocks, the memo keeps {}",
-            path.display(),
-            iconnet::dsp::memo::BLOCKS_REMEMBERED
+            spectra <= SPECTRA_BUDGET_BYTES && kernels <= KERNELS_BUDGET_BYTES,
+            "{}: kernel spectra {spectra} B (memo {SPECTRA_BUDGET_BYTES}), kernels {kernels} B (memo {KERNELS_BUDGET_BYTES})",
+            path.display()
+        );
+        eprintln!(
+            "{name}: kernel spectra up to {} MB, kernels {} MB",
+            spectra >> 20,
+            kernels >> 20
         );
     }
 }

@@ -68,6 +68,7 @@ fn short_training_beats_chance_on_an_unseen_speaker() {
         // The subset is balanced, so the weights are all 1: this runs the weighted loss path.
         balanced_loss: true,
         teacher: None,
+        selection: iconnet::train::trainer::Selection::Uar,
     };
     let device = Device::flex();
     let report = train(

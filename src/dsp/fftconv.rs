@@ -27,7 +27,7 @@ use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 
-use super::memo::{BLOCKS_REMEMBERED, FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
+use super::memo::{FINGERPRINT_SEED, Footprint, Memo, SPECTRA_BUDGET_BYTES, fingerprint, fingerprint_values};
 
 fn planner() -> &'static Mutex<RealFftPlanner<f32>> {
     static PLANNER: OnceLock<Mutex<RealFftPlanner<f32>>> = OnceLock::new();
@@ -53,14 +53,9 @@ struct Plan {
 
 impl Plan {
     fn new(k: usize, t: usize, channels: usize) -> Self {
-        // N ~ 8 K keeps the per-output cost N log N / (N - K + 1) near its minimum; with many
-        // input channels the H x C kernel transforms dominate instead, so they get N ~ 4 K.
-        let factor = if channels > 1 { 4 } else { 8 };
-        let n = (factor * k)
-            .max(64)
-            .next_power_of_two()
-            .min((t + k - 1).next_power_of_two());
-        let n = n.max((k + 1).next_power_of_two());
+        let n = longest_fft_len(k, channels)
+            .min((t + k - 1).next_power_of_two())
+            .max((k + 1).next_power_of_two());
         let seg = n - k + 1;
         let segments = t.div_ceil(seg).max(1);
         let mut planner = planner().lock().unwrap_or_else(|e| e.into_inner());
@@ -104,6 +99,33 @@ impl Plan {
     fn scratch_len(&self) -> usize {
         self.fwd.get_scratch_len().max(self.inv.get_scratch_len())
     }
+}
+
+/// The FFT size for kernels of `k` taps over long inputs (shorter ones get a smaller one).
+fn longest_fft_len(k: usize, channels: usize) -> usize {
+    // N ~ 8 K keeps the per-output cost N log N / (N - K + 1) near its minimum; with many
+    // input channels the H x C kernel transforms dominate instead, so they get N ~ 4 K.
+    let factor = if channels > 1 { 4 } else { 8 };
+    (factor * k)
+        .max(64)
+        .next_power_of_two()
+        .max((k + 1).next_power_of_two())
+}
+
+/// The most one FIR block's remembered kernel spectra occupy, in bytes: the FFT size of long
+/// inputs, and every layout built (the memo's budget, [`SPECTRA_BUDGET_BYTES`], must hold all
+/// the blocks of an ensemble at once).
+pub fn remembered_spectra_bytes(filters: usize, in_channels: usize, taps: usize) -> usize {
+    let n = longest_fft_len(taps, in_channels);
+    let complex = std::mem::size_of::<Complex32>();
+    let spectra = filters * in_channels * (n / 2 + 1) * complex;
+    // The bin-major copy holds the same values; the paired one exists for single-channel blocks.
+    let paired = if in_channels == 1 {
+        filters / 2 * n * complex
+    } else {
+        0
+    };
+    2 * spectra + paired
 }
 
 /// Shapes of one band-energy op.
@@ -535,7 +557,7 @@ fn kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Vec<C
 /// same kernels (the app, live mode every hop), and the `H x C` transforms of a multi-channel
 /// block cost more than the rest of its forward pass.
 fn cached_kernel_spectra(kernels: &[f32], shape: BandEnergyShape, plan: &Plan) -> Arc<KernelSpectra> {
-    static MEMO: Memo<KernelSpectra> = Memo::new(BLOCKS_REMEMBERED);
+    static MEMO: Memo<KernelSpectra> = Memo::new(SPECTRA_BUDGET_BYTES);
     let key = fingerprint_values(fingerprint(FINGERPRINT_SEED, [plan.n as u32]), kernels);
     MEMO.get_or_insert_with(key, || KernelSpectra::new(kernel_spectra(kernels, shape, plan)))
 }
@@ -545,6 +567,17 @@ struct KernelSpectra {
     spectra: Vec<Complex32>,
     by_bin: OnceLock<BinMajor>,
     paired: OnceLock<Vec<Complex32>>,
+}
+
+impl Footprint for KernelSpectra {
+    fn bytes(&self) -> usize {
+        let complex = std::mem::size_of::<Complex32>();
+        let by_bin = self.by_bin.get().map_or(0, |b| {
+            std::mem::size_of_val(&b.re[..]) + std::mem::size_of_val(&b.im[..])
+        });
+        let paired = self.paired.get().map_or(0, |p| p.len() * complex);
+        self.spectra.len() * complex + by_bin + paired
+    }
 }
 
 impl KernelSpectra {

@@ -5,25 +5,43 @@
 
 use std::sync::{Arc, Mutex};
 
-/// How many FIR blocks' kernels and kernel spectra inference keeps: the two blocks of each
-/// member of an ensemble of up to twelve (the bundled heart ensemble has ten). Members take
-/// turns on every analysis (and every live hop), so a memo smaller than all of their blocks
-/// would drop each one just before it is needed again. At most about 17 MB per block (M13's
-/// second block at 16 kHz: spectra kept in two layouts); the bundled heart members' blocks at
-/// 1 kHz are far smaller (the ten-member analysis peaks at about 200 MB resident in all).
-pub const BLOCKS_REMEMBERED: usize = 24;
+/// Bytes of kernel spectra inference keeps (see `fftconv`). Members of an ensemble take turns
+/// on every analysis (and every live hop), so a memo smaller than all of their blocks would
+/// drop each one just before it is needed again. M13's second block at 16 kHz takes about
+/// 17 MB (spectra kept in two layouts), so this holds some thirty such blocks; the bundled heart
+/// members' blocks at 1 kHz are far smaller (the ten-member analysis peaks at about 200 MB
+/// resident in all). A bound in bytes rather than blocks keeps an ensemble of many small
+/// members from thrashing and one of large members from growing without limit.
+pub const SPECTRA_BUDGET_BYTES: usize = 512 << 20;
 
-/// Up to `capacity` values, the oldest dropped first.
-pub struct Memo<V> {
-    entries: Mutex<Vec<(u64, Arc<V>)>>,
-    capacity: usize,
+/// Bytes of FIR kernels (`[H, C, K]` values) inference keeps: 1 MB for M13's second block.
+pub const KERNELS_BUDGET_BYTES: usize = 64 << 20;
+
+/// What a remembered value occupies, for [`Memo`]'s budget.
+pub trait Footprint {
+    fn bytes(&self) -> usize;
 }
 
-impl<V> Memo<V> {
-    pub const fn new(capacity: usize) -> Self {
+impl Footprint for Vec<f32> {
+    fn bytes(&self) -> usize {
+        std::mem::size_of_val(self.as_slice())
+    }
+}
+
+/// Values up to a budget in bytes, the least recently used dropped first. A value's size is
+/// read again whenever another value is stored, so values that grow after they are stored
+/// (layouts built on first use) are counted as they are then. The newest value is always
+/// kept, even one larger than the budget.
+pub struct Memo<V> {
+    entries: Mutex<Vec<(u64, Arc<V>)>>,
+    budget: usize,
+}
+
+impl<V: Footprint> Memo<V> {
+    pub const fn new(budget_bytes: usize) -> Self {
         Self {
             entries: Mutex::new(Vec::new()),
-            capacity,
+            budget: budget_bytes,
         }
     }
 
@@ -31,13 +49,21 @@ impl<V> Memo<V> {
     /// lock held, so two threads may both compute a missing value; both get a correct one.
     pub fn get_or_insert_with(&self, key: u64, make: impl FnOnce() -> V) -> Arc<V> {
         let lock = || self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, hit)) = lock().iter().find(|(k, _)| *k == key) {
-            return hit.clone();
+        {
+            let mut entries = lock();
+            if let Some(i) = entries.iter().position(|(k, _)| *k == key) {
+                let hit = entries.remove(i);
+                let value = hit.1.clone();
+                entries.push(hit);
+                return value;
+            }
         }
         let value = Arc::new(make());
         let mut entries = lock();
-        if entries.len() >= self.capacity.max(1) {
-            entries.remove(0);
+        let mut total: usize = entries.iter().map(|(_, v)| v.bytes()).sum();
+        while !entries.is_empty() && total + value.bytes() > self.budget {
+            let (_, oldest) = entries.remove(0);
+            total -= oldest.bytes();
         }
         entries.push((key, value.clone()));
         value
@@ -74,19 +100,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn memo_returns_the_stored_value_and_drops_the_oldest() {
-        let memo = Memo::new(2);
+    fn memo_keeps_values_within_its_budget_dropping_the_least_recently_used() {
+        // Room for 40 bytes: ten f32 values.
+        let memo = Memo::new(40);
         let calls = std::cell::Cell::new(0);
-        let get = |key: u64| {
-            *memo.get_or_insert_with(key, || {
+        let get = |key: u64, len: usize| {
+            memo.get_or_insert_with(key, || {
                 calls.set(calls.get() + 1);
-                key * 10
-            })
+                vec![key as f32; len]
+            })[0] as u64
         };
-        assert_eq!((get(1), get(2), get(1)), (10, 20, 10));
-        get(3); // evicts 1
-        assert_eq!(get(1), 10);
-        assert_eq!(calls.get(), 4);
+        assert_eq!((get(1, 4), get(2, 4), get(1, 4)), (1, 2, 1));
+        assert_eq!(calls.get(), 2);
+        // 16 + 16 + 16 > 40: the least recently used (2, since 1 was just read) goes.
+        get(3, 4);
+        assert_eq!(calls.get(), 3);
+        get(1, 4);
+        assert_eq!(calls.get(), 3, "1 was kept");
+        get(2, 4);
+        assert_eq!(calls.get(), 4, "2 was dropped");
+        // A value larger than the budget is still kept, alone.
+        get(9, 20);
+        get(9, 20);
+        assert_eq!(calls.get(), 5);
+        get(1, 4);
+        assert_eq!(calls.get(), 6, "everything else made room for it");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::FirBlockConfig;
 use crate::dsp::kernel::multires_mel_bands;
-use crate::dsp::memo::{BLOCKS_REMEMBERED, FINGERPRINT_SEED, Memo, fingerprint, fingerprint_values};
+use crate::dsp::memo::{FINGERPRINT_SEED, KERNELS_BUDGET_BYTES, Memo, fingerprint, fingerprint_values};
 
 /// Learnable band-pass filter bank `[filters, in_channels, taps]`.
 ///
@@ -147,11 +147,11 @@ impl FirBank {
         self.kernels().into_data().try_to_vec().expect("f32 kernels")
     }
 
-    /// [`Self::kernels`] as plain values `[H, C, K]`, row-major. Remembered for the last
-    /// [`BLOCKS_REMEMBERED`] parameter sets: inference asks for the same kernels on every
-    /// forward pass, and an ensemble's members take turns.
+    /// [`Self::kernels`] as plain values `[H, C, K]`, row-major. The most recently used
+    /// parameter sets' kernels are remembered, up to [`KERNELS_BUDGET_BYTES`]: inference asks
+    /// for the same kernels on every forward pass, and an ensemble's members take turns.
     pub fn kernel_values(&self) -> Arc<Vec<f32>> {
-        static MEMO: Memo<Vec<f32>> = Memo::new(BLOCKS_REMEMBERED);
+        static MEMO: Memo<Vec<f32>> = Memo::new(KERNELS_BUDGET_BYTES);
         let values = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32") };
         let sizes = [self.filters, self.in_channels, self.taps, self.window_terms].map(|v| v as u32);
         let min_bw = self.min_bandwidth.to_bits();

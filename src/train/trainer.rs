@@ -1,5 +1,5 @@
 //! The training loop: random crops, RAdam + one-cycle + global gradient-norm clipping, whole
-//! recordings for evaluation, best checkpoint by validation UAR.
+//! recordings for evaluation, best checkpoint by validation UAR (or class-balanced log loss).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +54,52 @@ pub struct TrainOptions {
     /// Knowledge distillation: the loss adds the cross-entropy against these models' averaged
     /// probabilities on the same augmented crop.
     pub teacher: Option<Arc<Teacher>>,
+    /// What picks the checkpoint among the epochs.
+    pub selection: Selection,
+}
+
+/// The validation figure that picks the checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// Highest UAR (MAcc for heart sounds); the earliest epoch wins a tie.
+    #[default]
+    Uar,
+    /// Lowest class-balanced log loss ([`super::metrics::balanced_log_loss`]). UAR on 48
+    /// validation records moves in steps of about 4 points and ties often; the loss reads every
+    /// record's confidence, so it ranks epochs more finely.
+    Loss,
+}
+
+impl Selection {
+    /// Whether `candidate` is a better checkpoint than `best`.
+    pub fn improves(self, candidate: &Metrics, best: &Metrics) -> bool {
+        match self {
+            Self::Uar => candidate.uar > best.uar,
+            Self::Loss => {
+                let loss = |m: &Metrics| m.balanced_log_loss.unwrap_or(f64::INFINITY);
+                loss(candidate) < loss(best)
+            }
+        }
+    }
+
+    /// How the card's protocol names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Uar => "validation UAR",
+            Self::Loss => "validation class-balanced log loss",
+        }
+    }
+}
+
+impl std::str::FromStr for Selection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "uar" => Ok(Self::Uar),
+            "loss" => Ok(Self::Loss),
+            other => Err(format!("unknown selection '{other}' (expected uar or loss)")),
+        }
+    }
 }
 
 /// Soft targets for knowledge distillation: trained models (for a cross-validation fold, the
@@ -169,6 +215,8 @@ pub struct TrainReport {
     pub best_epoch: usize,
     /// `None` for a refit, which has no validation set.
     pub best_validation: Option<Metrics>,
+    /// Every epoch's validation metrics, in order (empty for a refit).
+    pub validation_history: Vec<Metrics>,
     pub samples_per_second: f64,
     pub seconds: f64,
     pub interrupted: bool,
@@ -223,6 +271,7 @@ pub fn train(
         .average_epochs
         .map(|epochs| WeightAverage::over_steps(epochs * steps_per_epoch as f64));
     let mut best: Option<(usize, Option<Metrics>)> = None;
+    let mut validation_history = Vec::new();
     let started = Instant::now();
     let mut seen = 0usize;
     let mut step = 0usize;
@@ -306,7 +355,11 @@ pub fn train(
                 correct as f64 / count as f64,
                 best.as_ref()
                     .and_then(|(_, m)| m.as_ref())
-                    .map(|m| format!(" best val UAR {:.3}", m.uar))
+                    .map(|m| match options.selection {
+                        Selection::Uar => format!(" best val UAR {:.3}", m.uar),
+                        Selection::Loss =>
+                            format!(" best val loss {:.4}", m.balanced_log_loss.unwrap_or(f64::NAN)),
+                    })
                     .unwrap_or_default()
             ));
             bar.inc(1);
@@ -337,6 +390,7 @@ pub fn train(
         } else {
             bar.println(line);
         }
+        validation_history.extend(metrics.clone());
         match (options.stop_after_epoch, metrics) {
             (Some(last), _) if epoch + 1 >= last => {
                 checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
@@ -347,7 +401,7 @@ pub fn train(
                 if best
                     .as_ref()
                     .and_then(|(_, m)| m.as_ref())
-                    .is_none_or(|m| metrics.uar > m.uar) =>
+                    .is_none_or(|m| options.selection.improves(&metrics, m)) =>
             {
                 checkpoint::save(&valid_model, &card(&valid_model), &options.out)?;
                 best = Some((epoch + 1, Some(metrics)));
@@ -364,6 +418,7 @@ pub fn train(
     Ok(TrainReport {
         best_epoch,
         best_validation,
+        validation_history,
         samples_per_second: seen as f64 / seconds.max(1e-9),
         seconds,
         interrupted,
@@ -407,9 +462,9 @@ pub fn predict_clips(model: &IConNet, clips: &[Clip]) -> Vec<usize> {
 
 /// Metrics of `model` on whole recordings.
 pub fn evaluate(model: &IConNet, clips: &[Clip]) -> Metrics {
-    let predicted = predict_clips(model, clips);
+    let probabilities = clip_probabilities(model, clips);
     let truth: Vec<usize> = clips.iter().map(|c| c.label).collect();
-    Metrics::compute(&truth, &predicted, &model.config.classes)
+    Metrics::from_probabilities(&truth, &probabilities, &model.config.classes)
 }
 
 /// Row-wise softmax of `[batch, classes]` logits, as plain rows.
@@ -519,7 +574,71 @@ mod tests {
             average_epochs: None,
             balanced_loss: false,
             teacher: None,
+            selection: Selection::Uar,
         }
+    }
+
+    #[test]
+    fn each_selection_keeps_its_best_epoch() {
+        let config = tone_config();
+        let dir = tempfile::tempdir().unwrap();
+        let clips = tone_clips();
+        for selection in [Selection::Uar, Selection::Loss] {
+            let out = dir.path().join("tones.iconnet");
+            let opts = TrainOptions {
+                selection,
+                epochs: 5,
+                ..options(out.clone(), None)
+            };
+            let report = train(
+                &config,
+                &clips,
+                &clips[..4],
+                &opts,
+                |m| ModelCard::new("tones", m),
+                &Device::flex(),
+                Arc::new(AtomicBool::new(false)),
+            )
+            .unwrap();
+            let history = &report.validation_history;
+            assert_eq!(history.len(), 5);
+            let losses: Vec<f64> = history.iter().map(|m| m.balanced_log_loss.unwrap()).collect();
+            // The first epoch that no later one beats.
+            let expected = match selection {
+                Selection::Uar => (0..5).fold(0, |b, e| if history[e].uar > history[b].uar { e } else { b }),
+                Selection::Loss => (0..5).fold(0, |b, e| if losses[e] < losses[b] { e } else { b }),
+            };
+            assert_eq!(report.best_epoch, expected + 1, "{selection:?}: {losses:?}");
+            assert_eq!(report.best_validation.as_ref(), Some(&history[expected]));
+            // The saved checkpoint is that epoch's model: it scores the same on validation.
+            let (saved, _) = checkpoint::load(&out, &Device::flex()).unwrap();
+            let again = evaluate(&saved, &clips[..4]).balanced_log_loss.unwrap();
+            assert!(
+                (again - losses[expected]).abs() < 1e-5,
+                "{again} {}",
+                losses[expected]
+            );
+        }
+    }
+
+    #[test]
+    fn selection_compares_the_right_figure() {
+        let classes = vec!["low".to_string(), "high".to_string()];
+        let p = |a: f32, b: f32| {
+            Metrics::from_probabilities(&[0, 1], &[vec![a, 1.0 - a], vec![b, 1.0 - b]], &classes)
+        };
+        // Both right, one more confident: the same UAR, a lower loss.
+        let (sure, unsure) = (p(0.9, 0.1), p(0.6, 0.4));
+        assert!(!Selection::Uar.improves(&sure, &unsure));
+        assert!(Selection::Loss.improves(&sure, &unsure));
+        assert!(!Selection::Loss.improves(&unsure, &sure));
+        // One wrong, the other very sure: UAR 0.5 against 1, but a lower loss
+        // ((-ln 0.4 - ln 0.99) / 2 = 0.463 against -ln 0.6 = 0.511): the two rules disagree.
+        let wrong = p(0.4, 0.01);
+        assert!(Selection::Uar.improves(&unsure, &wrong));
+        assert!(Selection::Loss.improves(&wrong, &unsure));
+        assert_eq!("loss".parse::<Selection>(), Ok(Selection::Loss));
+        assert!("auc".parse::<Selection>().unwrap_err().contains("uar or loss"));
     }
 
     #[test]
