@@ -60,10 +60,13 @@ impl<V: Footprint> Memo<V> {
         }
         let value = Arc::new(make());
         let mut entries = lock();
-        let mut total: usize = entries.iter().map(|(_, v)| v.bytes()).sum();
-        while !entries.is_empty() && total + value.bytes() > self.budget {
-            let (_, oldest) = entries.remove(0);
-            total -= oldest.bytes();
+        // Sizes read once: another thread may be building a layout of a stored value meanwhile.
+        let mut sizes: Vec<usize> = entries.iter().map(|(_, v)| v.bytes()).collect();
+        let mut total: usize = sizes.iter().sum();
+        let need = value.bytes();
+        while !entries.is_empty() && total + need > self.budget {
+            entries.remove(0);
+            total -= sizes.remove(0);
         }
         entries.push((key, value.clone()));
         value
