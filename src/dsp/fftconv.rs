@@ -105,11 +105,9 @@ impl Plan {
 fn longest_fft_len(k: usize, channels: usize) -> usize {
     // N ~ 8 K keeps the per-output cost N log N / (N - K + 1) near its minimum; with many
     // input channels the H x C kernel transforms dominate instead, so they get N ~ 4 K.
+    // At least 4 K, so always room for a K-tap kernel plus one output.
     let factor = if channels > 1 { 4 } else { 8 };
-    (factor * k)
-        .max(64)
-        .next_power_of_two()
-        .max((k + 1).next_power_of_two())
+    (factor * k).max(64).next_power_of_two()
 }
 
 /// The most one FIR block's remembered kernel spectra occupy, in bytes: the FFT size of long
