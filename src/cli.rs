@@ -226,8 +226,9 @@ pub struct TrainArgs {
     /// features before attention pooling): for tasks where a steady level is the evidence.
     #[arg(long)]
     pub no_standardize: bool,
-    /// Attentive statistics pooling: the head also reads each channel's attention-weighted
-    /// standard deviation (needs attention pooling).
+    /// Statistics pooling: the head also reads each channel's standard deviation over time,
+    /// under the attention weights (attentive statistics pooling) or, with mean pooling,
+    /// uniform ones.
     #[arg(long)]
     pub pooling_std: bool,
     /// Temporal context before pooling (not in the paper): pool the front-end frames by 4,
@@ -244,6 +245,10 @@ pub struct TrainArgs {
     /// architectures were sized for 16 kHz speech: at 2 kHz, 511 taps span 255 ms.
     #[arg(long, value_delimiter = ',')]
     pub taps: Vec<usize>,
+    /// Window and hop of the logmel/mfcc front-ends in milliseconds, e.g. `25,10` (default:
+    /// 512 and 128 samples, sized for 16 kHz speech).
+    #[arg(long, value_delimiter = ',', num_args = 2, value_parser = positive_f64)]
+    pub spectral_frame_ms: Vec<f64>,
     /// After validation has chosen the epoch, train again from the same seed on the training
     /// and validation groups together, stop at that epoch and keep that model (the first
     /// model is kept beside it as `<out>.selected.iconnet`). Test groups stay unseen.
@@ -261,6 +266,19 @@ pub struct TrainArgs {
     /// Dropout before the head's output layer (0 turns it off).
     #[arg(long, default_value_t = 0.1, value_parser = unit_interval)]
     pub dropout: f64,
+    /// NLReLU's beta in every FIR block, `ln(1 + beta max(0, x))`: 1 is the paper's (nearly
+    /// linear on the band envelopes of a unit-RMS input); 100-1000 makes the features log
+    /// energies over the top 40-60 dB of each band.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_f64)]
+    pub nlrelu_beta: f64,
+    /// Pool only over frames within this many dB of the clip's loudest (silence gets no
+    /// attention), e.g. 30 for speech. Default: every frame.
+    #[arg(long, value_parser = positive_f64)]
+    pub active_frames_db: Option<f64>,
+    /// Stack each FIR block's bands relative to the frame's mean over them, plus that mean as
+    /// one channel (statistics pooling then sees the spectrum's shape apart from its level).
+    #[arg(long)]
+    pub relative_bands: bool,
     /// Knowledge distillation: a trained model or ensemble (bundled name or path) whose
     /// averaged probabilities on each training crop are a second target. Only the members
     /// whose cards name exactly this split's test groups teach it (with --folds, each fold's:
@@ -994,7 +1012,13 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     }
     config.pooling_std = args.pooling_std;
     config.dropout = args.dropout;
+    config.nlrelu_beta = args.nlrelu_beta;
+    config.active_frames_db = args.active_frames_db;
+    config.relative_bands = args.relative_bands;
     config.context = args.context.then(ContextConfig::standard);
+    if let [window_ms, hop_ms] = args.spectral_frame_ms[..] {
+        config.set_spectral_frame_ms(window_ms, hop_ms)?;
+    }
     if !args.taps.is_empty() {
         config.set_taps(&args.taps)?;
     }

@@ -128,10 +128,66 @@ fn statistics_pooling_doubles_the_head_input_and_round_trips() {
     let before: Vec<f32> = m.forward(&batch).logits.into_data().try_to_vec().unwrap();
     let after: Vec<f32> = loaded.forward(&batch).logits.into_data().try_to_vec().unwrap();
     assert_eq!(before, after);
-    // Mean pooling has no weighting to take statistics under.
+    // Mean pooling takes the same statistics under uniform weights over the valid frames.
     let mut mean = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Mean).unwrap();
     mean.pooling_std = true;
-    assert!(mean.validate().is_err());
+    mean.validate().unwrap();
+    let m = IConNet::new(&mean, &Device::flex());
+    assert_eq!(m.head.norms[0].gamma.dims(), [2 * mean.feature_channels()]);
+    let out = m.forward(&batch);
+    let w: Vec<f32> = out.attention.into_data().try_to_vec().unwrap();
+    let frames = w.len() / 2;
+    let valid = out.valid_frames[1];
+    assert!(
+        w[frames..frames + valid]
+            .iter()
+            .all(|&v| (v - 1.0 / valid as f32).abs() < 1e-7)
+    );
+}
+
+/// The speech options: log-compressed bands relative to the frame (one more channel per
+/// block: the frame's level) and pooling over active frames only. Silence gets exactly zero
+/// attention, the weights still sum to one, and the options survive a checkpoint.
+#[test]
+fn speech_options_ignore_silence_add_level_channels_and_round_trip() {
+    let mut config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
+    config.pooling_std = true;
+    config.nlrelu_beta = 100.0;
+    config.relative_bands = true;
+    config.active_frames_db = Some(30.0);
+    config.validate().unwrap();
+    // tiny: 8 and 4 filters, each block with its level channel, and the pooled input.
+    assert_eq!(config.feature_channels(), 1 + (8 + 1) + (4 + 1));
+    let m = IConNet::new(&config, &Device::flex());
+    assert_eq!(m.head.norms[0].gamma.dims(), [2 * config.feature_channels()]);
+    // One second of noise, then one second 60 dB down.
+    let mut x = noise(8000, 4);
+    x.extend(noise(8000, 5).iter().map(|v| v * 1e-3));
+    let batch = AudioBatch::from_clips(&[&x], m.config.min_samples());
+    let out = m.forward(&batch);
+    let w: Vec<f32> = out.attention.into_data().try_to_vec().unwrap();
+    let stride = config.total_stride();
+    let loud = 8000 / stride;
+    // Frames whose level window (32 ms) reaches into the loud second are still active.
+    let reach = (256 / stride) / 2 + 1;
+    assert!(w[..loud].iter().all(|&v| v > 0.0));
+    assert!(
+        w[loud + reach..].iter().all(|&v| v == 0.0),
+        "attention on silence"
+    );
+    let sum: f32 = w.iter().sum();
+    assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("speech.iconnet");
+    checkpoint::save(&m, &ModelCard::new("speech", &m), &path).unwrap();
+    let (loaded, card) = checkpoint::load(&path, &Device::flex()).unwrap();
+    assert_eq!(card.config, config);
+    let before: Vec<f32> = m.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    let after: Vec<f32> = loaded.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    assert_eq!(before, after);
+    let mut spectral = ModelConfig::named("logmel", 8000, classes(3), PoolingKind::Attention).unwrap();
+    spectral.relative_bands = true;
+    assert!(spectral.validate().is_err());
 }
 
 #[test]

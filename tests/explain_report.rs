@@ -98,6 +98,6 @@ fn explain_renders_an_ensemble_with_its_member_selector() {
     assert!(result.status.success(), "{stderr}");
     let probabilities: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("probabilities.json")).unwrap()).unwrap();
-    assert_eq!(probabilities["member_probabilities"].as_array().unwrap().len(), 4);
+    assert_eq!(probabilities["member_probabilities"].as_array().unwrap().len(), 8);
     assert!(out.join("filters.png").is_file() && out.join("prediction.png").is_file());
 }

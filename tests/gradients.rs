@@ -200,8 +200,27 @@ fn off_hann_end_taps(phi: Tensor<3>) -> Tensor<3> {
 /// derivative of the class score, through both FIR blocks and the pooled-input path.
 #[test]
 fn input_gradient_matches_finite_differences() {
+    input_gradient_agrees_with_finite_differences("paper", |_| {});
+}
+
+/// The same with the speech options: NLReLU's `beta` at 100 (whose slope `beta / (1 + beta x)`
+/// the backward of both blocks must carry), bands relative to the frame, and pooling over
+/// active frames only.
+#[test]
+fn input_gradient_matches_finite_differences_with_speech_options() {
+    input_gradient_agrees_with_finite_differences("speech", |c| {
+        c.nlrelu_beta = 100.0;
+        c.relative_bands = true;
+        c.active_frames_db = Some(30.0);
+        c.pooling_std = true;
+    });
+}
+
+fn input_gradient_agrees_with_finite_differences(name: &str, configure: impl Fn(&mut ModelConfig)) {
     let device = Device::flex().autodiff();
-    let config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
+    let mut config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
+    configure(&mut config);
+    config.validate().unwrap();
     let mut model = IConNet::new(&config, &device).without_dropout();
     for block in &mut model.blocks {
         block.bank.phi = block.bank.phi.clone().map(off_hann_end_taps);
@@ -232,7 +251,7 @@ fn input_gradient_matches_finite_differences() {
         let analytic: f64 = g.iter().zip(&v).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
         assert!(
             (numeric - analytic).abs() <= 0.05 * numeric.abs().max(analytic.abs()) + 1e-3,
-            "seed {seed}: finite difference {numeric} vs input gradient {analytic}"
+            "{name}, seed {seed}: finite difference {numeric} vs input gradient {analytic}"
         );
     }
 }

@@ -42,6 +42,8 @@ pub struct Heatmap {
     /// Centre of each frame in seconds.
     pub times_s: Vec<f64>,
     pub frame_s: f64,
+    /// Attention of a mean-pooling model: equal weight on every frame pooled.
+    pub uniform_pooling: bool,
 }
 
 impl Heatmap {
@@ -49,6 +51,9 @@ impl Heatmap {
     pub fn title(&self) -> String {
         match &self.class {
             Some(c) => format!("{} for {c}", self.method.label()),
+            None if self.uniform_pooling => {
+                "frames pooled (mean pooling: equal weight on each frame kept, no attention)".into()
+            }
             None => format!("{} (model's pooling weights)", self.method.label()),
         }
     }
@@ -239,6 +244,7 @@ pub fn attention(analysis: &super::Analysis) -> Heatmap {
         values: analysis.attention.clone(),
         times_s: analysis.times_s.clone(),
         frame_s: analysis.frame_s,
+        uniform_pooling: analysis.uniform_pooling,
     }
 }
 
@@ -270,6 +276,7 @@ fn heatmap(model: &IConNet, method: HeatmapMethod, class: Option<usize>, values:
         times_s: super::frame_centres(values.len(), frame_s),
         values,
         frame_s,
+        uniform_pooling: false,
     }
 }
 
@@ -298,7 +305,17 @@ mod tests {
             times_s: (0..values.len()).map(|t| t as f64 * 0.5 + 0.25).collect(),
             values,
             frame_s: 0.5,
+            uniform_pooling: false,
         }
+    }
+
+    #[test]
+    fn mean_pooling_weights_are_not_titled_attention() {
+        let mut h = map(vec![0.5, 0.5, 0.0]);
+        assert_eq!(h.title(), "attention (model's pooling weights)");
+        h.uniform_pooling = true;
+        assert!(h.title().starts_with("frames pooled (mean pooling"));
+        assert!(!h.title().contains("attention ("));
     }
 
     #[test]

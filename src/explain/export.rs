@@ -126,6 +126,7 @@ mod tests {
             values: vec![0.0, 2.0, 2.0, 0.0],
             times_s: vec![0.125, 0.375, 0.625, 0.875],
             frame_s: 0.25,
+            uniform_pooling: false,
         };
         assert_eq!(
             audacity_labels(&h, 0.5),

@@ -110,6 +110,9 @@ pub struct Analysis {
     pub top_class: usize,
     /// Pooling weights per frame (sum to 1).
     pub attention: Vec<f32>,
+    /// The model pools with equal weights (mean pooling, no attention): `attention` then only
+    /// says which frames were pooled (silence may be left out) and must not be read as focus.
+    pub uniform_pooling: bool,
     /// Centre of each frame in seconds.
     pub times_s: Vec<f64>,
     /// Seconds per frame.
@@ -156,6 +159,7 @@ pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
         probabilities,
         top_class,
         attention,
+        uniform_pooling: config.pooling == crate::model::PoolingKind::Mean,
         times_s,
         frame_s: stride / rate,
         band_energy,
@@ -206,6 +210,7 @@ pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
             *x += y;
         }
         votes.push(a.probabilities);
+        first.uniform_pooling &= a.uniform_pooling;
         for (x, y) in first.attention.iter_mut().zip(&a.attention) {
             *x += y;
         }
@@ -231,6 +236,7 @@ mod tests {
             probabilities,
             times_s: frame_centres(attention.len(), 0.5),
             attention,
+            uniform_pooling: false,
             frame_s: 0.5,
             band_energy: Some(vec![vec![1.0]]),
             band_energy_frame_s: 0.1,

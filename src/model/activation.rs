@@ -5,26 +5,28 @@
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-/// NLReLU, `ln(1 + max(0, x))`, on plain values, in place and in parallel, for the forward pass without a tape.
-pub fn nlrelu_in_place(values: &mut [f32]) {
+/// NLReLU, `ln(1 + beta max(0, x))` (Liu et al. 2019; the IConNet paper uses `beta = 1`), on
+/// plain values, in place and in parallel, for the forward pass without a tape.
+pub fn nlrelu_in_place(values: &mut [f32], beta: f32) {
     values.par_chunks_mut(1 << 14).for_each(|chunk| {
         for v in chunk {
-            *v = ln_1p_nonnegative(v.max(0.0));
+            *v = ln_1p_nonnegative(beta * v.max(0.0));
         }
     });
 }
 
-/// NLReLU in place, returning its slope `d ln(1 + max(0, x)) / dx`: `1 / (1 + x)` where `x > 0`,
-/// 0 elsewhere (as burn's `relu` then `log1p` would give), for the tracked forward pass.
-pub fn nlrelu_in_place_with_slope(values: &mut [f32]) -> Vec<f32> {
+/// NLReLU in place, returning its slope `d ln(1 + beta max(0, x)) / dx`: `beta / (1 + beta x)`
+/// where `x > 0`, 0 elsewhere (as burn's `relu` then `log1p` would give), for the tracked
+/// forward pass.
+pub fn nlrelu_in_place_with_slope(values: &mut [f32], beta: f32) -> Vec<f32> {
     let mut slope = vec![0f32; values.len()];
     values
         .par_chunks_mut(1 << 14)
         .zip(slope.par_chunks_mut(1 << 14))
         .for_each(|(chunk, slope)| {
             for (v, d) in chunk.iter_mut().zip(slope) {
-                let x = v.max(0.0);
-                *d = if x > 0.0 { 1.0 / (1.0 + x) } else { 0.0 };
+                let x = beta * v.max(0.0);
+                *d = if x > 0.0 { beta / (1.0 + x) } else { 0.0 };
                 *v = ln_1p_nonnegative(x);
             }
         });
@@ -168,18 +170,29 @@ mod tests {
     #[test]
     fn nlrelu_in_place_is_log1p_of_the_positive_part() {
         let mut plain = vec![-2.0f32, 0.0, std::f32::consts::E - 1.0];
-        nlrelu_in_place(&mut plain);
+        nlrelu_in_place(&mut plain, 1.0);
         assert!(plain[0] == 0.0 && plain[1] == 0.0 && (plain[2] - 1.0).abs() < 1e-6);
+        // beta = 100: ln(1 + 100 * 0.0099) = ln(1.99); ln(1 + 100 * (e^2 - 1) / 100) = 2.
+        let mut scaled = vec![-2.0f32, 0.0099, (std::f32::consts::E.powi(2) - 1.0) / 100.0];
+        nlrelu_in_place(&mut scaled, 100.0);
+        assert!(
+            scaled[0] == 0.0 && (scaled[1] - 1.99f32.ln()).abs() < 1e-6 && (scaled[2] - 2.0).abs() < 1e-6
+        );
     }
 
     #[test]
     fn nlrelu_slope_is_one_over_one_plus_x_on_the_positive_part() {
         let mut v = vec![-2.0f32, 0.0, 1.0, 3.0];
-        let slope = nlrelu_in_place_with_slope(&mut v);
+        let slope = nlrelu_in_place_with_slope(&mut v, 1.0);
         assert_eq!(slope, vec![0.0, 0.0, 0.5, 0.25]);
         assert!(
             v[0] == 0.0 && v[1] == 0.0 && (v[2] - 2f32.ln()).abs() < 1e-7 && (v[3] - 4f32.ln()).abs() < 1e-6
         );
+        // beta = 10 at x = 0.1 and 0.3: slopes 10 / 2 = 5 and 10 / 4 = 2.5, values ln 2 and ln 4.
+        let mut v = vec![-1.0f32, 0.1, 0.3];
+        let slope = nlrelu_in_place_with_slope(&mut v, 10.0);
+        assert_eq!(slope, vec![0.0, 5.0, 2.5]);
+        assert!(v[0] == 0.0 && (v[1] - 2f32.ln()).abs() < 1e-6 && (v[2] - 4f32.ln()).abs() < 1e-6);
     }
 
     #[test]

@@ -123,13 +123,36 @@ pub struct ModelConfig {
     /// Attentive statistics pooling: the head also sees the attention-weighted standard
     /// deviation of every channel, `sqrt(sum_t a_t f_t^2 - mu^2)`, beside the weighted mean `mu`
     /// (how much a band varies where the model looks, e.g. pitch and loudness movement).
-    /// The heatmap is the same single attention weighting.
+    /// The heatmap is the same single attention weighting. With mean pooling the weights are
+    /// uniform over the valid (and, with `active_frames_db`, active) frames.
     #[serde(default)]
     pub pooling_std: bool,
     /// Temporal context layers before pooling (not in the paper); `None` pools the front-end
     /// frames directly, as the paper does.
     #[serde(default)]
     pub context: Option<ContextConfig>,
+    /// `beta` of every FIR block's NLReLU, `ln(1 + beta max(0, x))`. The paper's 1 leaves the
+    /// band envelopes of a unit-RMS input (mostly 0.001-0.3) almost uncompressed, since
+    /// `ln(1 + x) ~ x` there; a large `beta` makes the features log energies over the top
+    /// `20 log10(beta)` dB of each band, as a log-Mel spectrogram's are.
+    #[serde(default = "paper_nlrelu_beta")]
+    pub nlrelu_beta: f64,
+    /// Pool only over frames whose level is within this many dB of the clip's loudest frame
+    /// (see [`crate::model::activity`]): silence gets no attention weight and stays out of the
+    /// pooled statistics. `None` pools over every frame (the paper, and heart sounds, whose
+    /// quiet diastole can hold a murmur).
+    #[serde(default)]
+    pub active_frames_db: Option<f64>,
+    /// Each FIR block's stacked features are taken relative to the frame: every band minus
+    /// the mean of the block's bands in that frame, with that mean (the frame's level) as one
+    /// more channel. The same information, but statistics pooling then measures how the
+    /// spectrum's shape varies, not how loud the frames are.
+    #[serde(default)]
+    pub relative_bands: bool,
+}
+
+fn paper_nlrelu_beta() -> f64 {
+    1.0
 }
 
 /// Architectures [`ModelConfig::named`] knows.
@@ -210,6 +233,9 @@ impl ModelConfig {
             normalize_features: pooling == PoolingKind::Attention,
             pooling_std: false,
             context: None,
+            nlrelu_beta: paper_nlrelu_beta(),
+            active_frames_db: None,
+            relative_bands: false,
         };
         config.validate()?;
         Ok(config)
@@ -237,6 +263,33 @@ impl ModelConfig {
         self.validate()
     }
 
+    /// Sets a log-Mel or MFCC front-end's frame in milliseconds: the FFT covers at least
+    /// `window_ms` (the next power of two of samples) and frames advance by `hop_ms`. The
+    /// defaults (512 and 128 samples) were sized for 16 kHz speech, where they are 32 and 8 ms;
+    /// at 2 kHz they are 256 and 64 ms, coarser than a heart sound.
+    pub fn set_spectral_frame_ms(&mut self, window_ms: f64, hop_ms: f64) -> Result<(), String> {
+        let rate = self.sample_rate as f64;
+        let samples = |ms: f64| (ms * rate / 1000.0).round() as usize;
+        let (FrontEndConfig::LogMel { n_fft, hop, n_mels }
+        | FrontEndConfig::Mfcc {
+            n_fft, hop, n_mels, ..
+        }) = &mut self.front_end
+        else {
+            return Err(format!(
+                "--spectral-frame-ms needs the logmel or mfcc front-end, not {}",
+                self.arch
+            ));
+        };
+        *n_fft = samples(window_ms).max(16).next_power_of_two();
+        *hop = samples(hop_ms).max(1);
+        // A short FFT has too few bins for the default bands.
+        *n_mels = (*n_mels).min(*n_fft / 4);
+        if let FrontEndConfig::Mfcc { n_mfcc, n_mels, .. } = &mut self.front_end {
+            *n_mfcc = (*n_mfcc).min(*n_mels);
+        }
+        self.validate()
+    }
+
     /// Checks the invariants the model code relies on.
     pub fn validate(&self) -> Result<(), String> {
         if self.classes.len() < 2 {
@@ -248,13 +301,23 @@ impl ModelConfig {
         if self.normalize_features && self.pooling == PoolingKind::Mean {
             return Err("feature normalisation would zero mean-pooled features".into());
         }
-        if self.pooling_std && self.pooling == PoolingKind::Mean {
-            return Err("statistics pooling needs attention pooling".into());
-        }
         if let Some(c) = &self.context
             && (c.pool == 0 || c.channels == 0 || c.kernel % 2 == 0 || c.dilations.contains(&0))
         {
             return Err("context: need pool > 0, channels > 0, an odd kernel and dilations > 0".into());
+        }
+        if !(self.nlrelu_beta.is_finite() && self.nlrelu_beta > 0.0) {
+            return Err(format!("NLReLU beta must be positive, got {}", self.nlrelu_beta));
+        }
+        if let Some(db) = self.active_frames_db
+            && !(db.is_finite() && db > 0.0)
+        {
+            return Err(format!(
+                "active-frame range must be a positive number of dB, got {db}"
+            ));
+        }
+        if self.relative_bands && !matches!(self.front_end, FrontEndConfig::Fir { .. }) {
+            return Err("relative bands need a FIR front-end".into());
         }
         if self.sample_rate < 100 {
             return Err(format!("sample rate {} Hz is too low", self.sample_rate));
@@ -346,19 +409,28 @@ impl ModelConfig {
     /// What happens between the front-end and the head, for people: e.g. "temporal context
     /// (4 layers, 128 ch, pool 4) -> attention pooling with statistics".
     pub fn pooling_summary(&self) -> String {
-        let pooling = match (self.pooling, self.pooling_std) {
-            (PoolingKind::Mean, _) => "mean pooling".to_string(),
+        let mut pooling = match (self.pooling, self.pooling_std) {
+            (PoolingKind::Mean, false) => "mean pooling".to_string(),
+            (PoolingKind::Mean, true) => "mean pooling with statistics".to_string(),
             (PoolingKind::Attention, false) => "attention pooling".to_string(),
             (PoolingKind::Attention, true) => "attention pooling with statistics".to_string(),
         };
+        if let Some(db) = self.active_frames_db {
+            pooling.push_str(&format!(" over frames within {db} dB of the loudest"));
+        }
+        let front = if self.relative_bands {
+            "bands relative to the frame level -> "
+        } else {
+            ""
+        };
         match &self.context {
             Some(c) => format!(
-                "temporal context ({} layers, {} ch, pool {}) -> {pooling}",
+                "{front}temporal context ({} layers, {} ch, pool {}) -> {pooling}",
                 c.dilations.len(),
                 c.channels,
                 c.pool
             ),
-            None => pooling,
+            None => format!("{front}{pooling}"),
         }
     }
 
@@ -377,8 +449,14 @@ impl ModelConfig {
     /// Channels of the front-end's feature map.
     pub fn feature_channels(&self) -> usize {
         match &self.front_end {
-            // Every block stacks the pooled input channels with its own filters.
-            FrontEndConfig::Fir { blocks } => 1 + blocks.iter().map(|b| b.filters).sum::<usize>(),
+            // Every block stacks the pooled input channels with its own filters (and, with
+            // relative bands, the frame level of each block).
+            FrontEndConfig::Fir { blocks } => {
+                1 + blocks
+                    .iter()
+                    .map(|b| b.filters + usize::from(self.relative_bands))
+                    .sum::<usize>()
+            }
             FrontEndConfig::LogMel { n_mels, .. } => *n_mels,
             FrontEndConfig::Mfcc { n_mfcc, .. } => *n_mfcc,
         }
@@ -428,6 +506,14 @@ mod tests {
             "temporal context (4 layers, 128 ch, pool 4) -> attention pooling"
         );
         assert_eq!(c.feature_channels(), 161);
+        c.relative_bands = true;
+        c.active_frames_db = Some(30.0);
+        assert_eq!(
+            c.pooling_summary(),
+            "bands relative to the frame level -> temporal context (4 layers, 128 ch, pool 4) -> \
+             attention pooling over frames within 30 dB of the loudest"
+        );
+        assert_eq!(c.feature_channels(), 163);
         c.context.as_mut().unwrap().kernel = 4;
         assert!(c.validate().is_err());
     }
@@ -448,6 +534,37 @@ mod tests {
         assert!(c.set_taps(&[128, 31]).is_err());
         let mut mel = ModelConfig::named("logmel", 2000, classes, PoolingKind::Attention).unwrap();
         assert!(mel.set_taps(&[127]).is_err());
+    }
+
+    #[test]
+    fn spectral_frames_can_be_set_in_milliseconds() {
+        let classes: Vec<String> = vec!["a".into(), "b".into()];
+        let mut c = ModelConfig::named("logmel", 1000, classes.clone(), PoolingKind::Attention).unwrap();
+        // 64 ms at 1 kHz is 64 samples; 16 ms is 16; 64 mels would exceed 64 / 4 = 16 bins' worth.
+        c.set_spectral_frame_ms(64.0, 16.0).unwrap();
+        assert_eq!(
+            c.front_end,
+            FrontEndConfig::LogMel {
+                n_fft: 64,
+                hop: 16,
+                n_mels: 16
+            }
+        );
+        assert_eq!(c.total_stride(), 16);
+        let mut m = ModelConfig::named("mfcc", 8000, classes.clone(), PoolingKind::Attention).unwrap();
+        // 25 ms at 8 kHz is 200 samples: the FFT takes the next power of two, 256; hop 10 ms = 80.
+        m.set_spectral_frame_ms(25.0, 10.0).unwrap();
+        assert_eq!(
+            m.front_end,
+            FrontEndConfig::Mfcc {
+                n_fft: 256,
+                hop: 80,
+                n_mels: 64,
+                n_mfcc: 40
+            }
+        );
+        let mut fir = ModelConfig::named("m13", 8000, classes, PoolingKind::Attention).unwrap();
+        assert!(fir.set_spectral_frame_ms(25.0, 10.0).is_err());
     }
 
     #[test]

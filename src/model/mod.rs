@@ -1,6 +1,7 @@
 //! The IConNet model in burn: configurations, FIR front-end, pooling, head, checkpoints.
 
 pub mod activation;
+pub mod activity;
 pub mod checkpoint;
 pub mod config;
 pub mod context;

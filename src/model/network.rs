@@ -9,6 +9,7 @@ use burn::tensor::{Bool, Device, Gradients, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::activation::{nlrelu_in_place, nlrelu_in_place_with_slope};
+use super::activity::inactive_frames;
 use super::config::{FrontEndConfig, ModelConfig};
 use super::context::TemporalContext;
 use super::fir_bank::FirBank;
@@ -211,10 +212,24 @@ impl IConNet {
             None => (features, valid_frames),
         };
         let frames = features.dims()[2];
-        let padding: Vec<bool> = valid_frames
+        let mut padding: Vec<bool> = valid_frames
             .iter()
             .flat_map(|&v| (0..frames).map(move |t| t >= v))
             .collect();
+        if let Some(db) = self.config.active_frames_db {
+            let inactive = inactive_frames(
+                batch,
+                &valid_frames,
+                frames,
+                self.config.total_stride(),
+                self.config.sample_rate,
+                db,
+            );
+            padding
+                .iter_mut()
+                .zip(inactive)
+                .for_each(|(p, quiet)| *p |= quiet);
+        }
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, frames]), &device);
         if leaf == Leaf::PoolingInput && track {
             features = Tensor::<3>::from_data(features.into_data(), &device).require_grad();
@@ -309,6 +324,7 @@ impl IConNet {
         let total_stride: usize = self.blocks.iter().map(|b| b.stride).product();
         let frames = time / total_stride;
         let normalize = self.config.normalize_features;
+        let nlrelu_beta = self.config.nlrelu_beta as f32;
         let stack_valid = stack_valid_frames(&batch.lengths, total_stride, frames);
         // Every block's features go to the stack pooled straight to the last block's frame rate
         // (a mean of means over equal windows is the mean over their union), and standardised
@@ -356,9 +372,9 @@ impl IConNet {
             // The tracked pass keeps NLReLU's slope for the backward and makes the pooled
             // features a leaf of burn's graph.
             let slope = if track {
-                Some(nlrelu_in_place_with_slope(&mut features))
+                Some(nlrelu_in_place_with_slope(&mut features, nlrelu_beta))
             } else {
-                nlrelu_in_place(&mut features);
+                nlrelu_in_place(&mut features, nlrelu_beta);
                 None
             };
             let pool = total_stride / cumulative_stride;
@@ -373,7 +389,13 @@ impl IConNet {
             });
             let pooled = Tensor::<3>::from_data(TensorData::new(pooled, [b, bank.filters, frames]), device);
             let pooled = if track { pooled.require_grad() } else { pooled };
-            stacked.push(pooled.clone());
+            if self.config.relative_bands {
+                let level = pooled.clone().mean_dim(1);
+                stacked.push(level.clone());
+                stacked.push(pooled.clone() - level);
+            } else {
+                stacked.push(pooled.clone());
+            }
             if i == 0 {
                 first_energy = Some(Tensor::<3>::from_data(
                     TensorData::new(features.clone(), [b, bank.filters, time]),

@@ -24,7 +24,7 @@ impl TemporalPooling {
             PoolingKind::Mean => Self {
                 projection: None,
                 score: None,
-                with_std: false,
+                with_std,
             },
             PoolingKind::Attention => Self {
                 projection: Some(LinearConfig::new(channels, hidden).init(device)),
