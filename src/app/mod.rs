@@ -652,8 +652,18 @@ impl StudioApp {
         ui.label(RichText::new("Heatmap").strong());
         let mut method = self.view.heatmap_method;
         let mut class = self.view.heatmap_class;
+        // A mean-pooling model has no attention: its "weights" only mark the frames pooled.
+        let mean_pooled = self
+            .data
+            .model
+            .as_ref()
+            .is_some_and(|m| m.card().config.pooling == crate::model::PoolingKind::Mean);
         for m in HeatmapMethod::ALL {
-            ui.radio_value(&mut method, m, m.label());
+            let label = match m {
+                HeatmapMethod::Attention if mean_pooled => "frames pooled (no attention)",
+                _ => m.label(),
+            };
+            ui.radio_value(&mut method, m, label);
         }
         if let Some(model) = &self.data.model {
             let classes = &model.card().config.classes;
