@@ -247,7 +247,7 @@ pub struct TrainArgs {
     pub taps: Vec<usize>,
     /// Window and hop of the logmel/mfcc front-ends in milliseconds, e.g. `25,10` (default:
     /// 512 and 128 samples, sized for 16 kHz speech).
-    #[arg(long, value_delimiter = ',', num_args = 2, value_parser = positive_f64)]
+    #[arg(long, value_delimiter = ',', value_parser = positive_f64)]
     pub spectral_frame_ms: Vec<f64>,
     /// After validation has chosen the epoch, train again from the same seed on the training
     /// and validation groups together, stop at that epoch and keep that model (the first
@@ -1016,8 +1016,10 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     config.active_frames_db = args.active_frames_db;
     config.relative_bands = args.relative_bands;
     config.context = args.context.then(ContextConfig::standard);
-    if let [window_ms, hop_ms] = args.spectral_frame_ms[..] {
-        config.set_spectral_frame_ms(window_ms, hop_ms)?;
+    match args.spectral_frame_ms[..] {
+        [] => {}
+        [window_ms, hop_ms] => config.set_spectral_frame_ms(window_ms, hop_ms)?,
+        _ => return Err("--spectral-frame-ms takes two numbers, window and hop in ms, e.g. 25,10".into()),
     }
     if !args.taps.is_empty() {
         config.set_taps(&args.taps)?;
@@ -1501,4 +1503,29 @@ fn train_split(
     checkpoint::save(&model, &card, out)?;
     println!("wrote {} (first run: {})", out.display(), selected_path.display());
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comma_separated_lists_parse() {
+        let cli = Cli::try_parse_from([
+            "iconnet",
+            "train",
+            "data",
+            "--spectral-frame-ms",
+            "64,16",
+            "--taps",
+            "255,63",
+        ])
+        .unwrap();
+        let Some(Command::Train(args)) = cli.command else {
+            panic!("not a train command");
+        };
+        assert_eq!(args.spectral_frame_ms, vec![64.0, 16.0]);
+        assert_eq!(args.taps, vec![255, 63]);
+        assert!(Cli::try_parse_from(["iconnet", "train", "data", "--spectral-frame-ms", "64,-1"]).is_err());
+    }
 }
