@@ -272,7 +272,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0, value_parser = positive_f64)]
     pub nlrelu_beta: f64,
     /// Pool only over frames within this many dB of the clip's loudest (silence gets no
-    /// attention), e.g. 30 for speech. Default: every frame.
+    /// pooling weight), e.g. 30 for speech. Default: every frame.
     #[arg(long, value_parser = positive_f64)]
     pub active_frames_db: Option<f64>,
     /// Stack each FIR block's bands relative to the frame's mean over them, plus that mean as
