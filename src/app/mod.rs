@@ -657,7 +657,7 @@ impl StudioApp {
             .data
             .model
             .as_ref()
-            .is_some_and(|m| m.card().config.pooling == crate::model::PoolingKind::Mean);
+            .is_some_and(|m| m.card().config.uniform_pooling());
         for m in HeatmapMethod::ALL {
             let label = match m {
                 HeatmapMethod::Attention if mean_pooled => "frames pooled (no attention)",

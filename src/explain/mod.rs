@@ -159,7 +159,7 @@ pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
         probabilities,
         top_class,
         attention,
-        uniform_pooling: config.pooling == crate::model::PoolingKind::Mean,
+        uniform_pooling: config.uniform_pooling(),
         times_s,
         frame_s: stride / rate,
         band_energy,

@@ -365,6 +365,12 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Whether pooling weighs every frame it keeps alike (mean pooling): the pooling weights
+    /// then say which frames were pooled, not where the model looked.
+    pub fn uniform_pooling(&self) -> bool {
+        self.pooling == PoolingKind::Mean
+    }
+
     /// Input samples per pooled frame (front-end and context pooling).
     pub fn total_stride(&self) -> usize {
         self.front_end_stride() * self.context.as_ref().map_or(1, |c| c.pool)
