@@ -200,15 +200,17 @@ fn off_hann_end_taps(phi: Tensor<3>) -> Tensor<3> {
 /// derivative of the class score, through both FIR blocks and the pooled-input path.
 #[test]
 fn input_gradient_matches_finite_differences() {
-    input_gradient_agrees_with_finite_differences("paper", |_| {});
+    input_gradient_agrees_with_finite_differences("paper", 2e-2, |_| {});
 }
 
 /// The same with the speech options: NLReLU's `beta` at 100 (whose slope `beta / (1 + beta x)`
 /// the backward of both blocks must carry), bands relative to the frame, and pooling over
-/// active frames only.
+/// active frames only. The step is 4x smaller than the paper variant's: NLReLU's curvature grows
+/// with `beta^2`, and at 2e-2 the central difference's own truncation error broke the tolerance
+/// for 2 of 30 random initialisations (worst 1.26x the bound; at 5e-3: 0 of 30, worst 0.16x).
 #[test]
 fn input_gradient_matches_finite_differences_with_speech_options() {
-    input_gradient_agrees_with_finite_differences("speech", |c| {
+    input_gradient_agrees_with_finite_differences("speech", 5e-3, |c| {
         c.nlrelu_beta = 100.0;
         c.relative_bands = true;
         c.active_frames_db = Some(30.0);
@@ -216,7 +218,7 @@ fn input_gradient_matches_finite_differences_with_speech_options() {
     });
 }
 
-fn input_gradient_agrees_with_finite_differences(name: &str, configure: impl Fn(&mut ModelConfig)) {
+fn input_gradient_agrees_with_finite_differences(name: &str, eps: f32, configure: impl Fn(&mut ModelConfig)) {
     let device = Device::flex().autodiff();
     let mut config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
     configure(&mut config);
@@ -244,7 +246,6 @@ fn input_gradient_agrees_with_finite_differences(name: &str, configure: impl Fn(
         let v = noise(x.len(), seed);
         let norm = v.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
         let v: Vec<f32> = v.iter().map(|a| (*a as f64 / norm) as f32).collect();
-        let eps = 2e-2f32;
         let plus: Vec<f32> = x.iter().zip(&v).map(|(a, b)| a + eps * b).collect();
         let minus: Vec<f32> = x.iter().zip(&v).map(|(a, b)| a - eps * b).collect();
         let numeric = (score(&plus) - score(&minus)) / (2.0 * eps as f64);
