@@ -130,6 +130,41 @@ fn switching_to_grad_cam_and_integrated_gradients_recomputes_the_heatmap() {
     );
 }
 
+/// The bundled emotion ensemble pools with equal weights, so it has no attention to show: it
+/// opens on Grad-CAM for the predicted class. A method the user picks then stays for the next
+/// recordings.
+#[test]
+fn a_mean_pooling_model_opens_on_grad_cam_until_the_user_picks_a_method() {
+    let emotion = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/emotion.ensemble");
+    let file = common::shared_data().join("emotion/03-01-05-01-01-01-02.wav");
+    let mut h = app_with(emotion, Some(file));
+    step_until(&mut h, "Grad-CAM", |a| a.data.heatmap.is_some() && a.idle());
+    assert!(h.state().error().is_none(), "{:?}", h.state().error());
+    let analysis = h.state().data.analysis.clone().unwrap();
+    let map = h.state().data.heatmap.clone().unwrap();
+    assert_eq!(map.method, HeatmapMethod::GradCam);
+    assert_eq!(
+        map.class.as_deref(),
+        Some(analysis.classes[analysis.top_class].as_str())
+    );
+    // The silence before the sentence is left out of the pooling, so it carries no evidence.
+    assert_eq!(map.values.len(), analysis.attention.len());
+    for (v, w) in map.values.iter().zip(&analysis.attention) {
+        assert!(*w > 0.0 || *v == 0.0);
+    }
+    let pooled = switch_heatmap(&mut h, "frames pooled (no attention)", HeatmapMethod::Attention);
+    assert!(pooled.uniform_pooling);
+    h.state_mut()
+        .open(common::shared_data().join("emotion/03-01-03-01-01-01-01.wav"));
+    step_until(&mut h, "the second recording", |a| {
+        a.idle() && a.data.heatmap.is_some()
+    });
+    assert_eq!(
+        h.state().data.heatmap.as_ref().unwrap().method,
+        HeatmapMethod::Attention
+    );
+}
+
 #[test]
 fn selecting_a_filter_in_the_table_selects_it_everywhere() {
     let file = common::shared_data().join("fsdd/7_george_3.wav");

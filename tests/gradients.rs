@@ -272,6 +272,39 @@ fn grad_cam_is_deterministic_and_covers_valid_frames() {
     assert!(a[0].iter().all(|v| *v >= 0.0 && v.is_finite()));
 }
 
+/// Frames the pooling leaves out (silence, with `active_frames_db`) get no Grad-CAM weight:
+/// they cannot have moved the score, though their features are not zero. Mean pooling, as in
+/// the bundled emotion model.
+#[test]
+fn grad_cam_is_zero_on_frames_the_pooling_leaves_out() {
+    let device = Device::flex().autodiff();
+    let mut config = ModelConfig::named("tiny", 8000, classes(2), PoolingKind::Mean).unwrap();
+    config.pooling_std = true;
+    config.active_frames_db = Some(30.0);
+    let model = IConNet::new(&config, &device).without_dropout();
+    // One second of noise, then one second 60 dB down.
+    let mut x = noise(8000, 4);
+    x.extend(noise(8000, 5).iter().map(|v| v * 1e-3));
+    let batch = AudioBatch::from_clips(&[&x], x.len());
+    let weights: Vec<f32> = model.forward(&batch).attention.into_data().try_to_vec().unwrap();
+    let both: Vec<Vec<f32>> = (0..2)
+        .map(|class| model.grad_cam(&batch, class).unwrap().remove(0))
+        .collect();
+    let left_out: Vec<usize> = (0..weights.len()).filter(|&t| weights[t] == 0.0).collect();
+    assert!(
+        left_out.len() > weights.len() / 3,
+        "{} frames left out",
+        left_out.len()
+    );
+    for cam in &both {
+        assert_eq!(cam.len(), weights.len());
+        assert!(left_out.iter().all(|&t| cam[t] == 0.0));
+    }
+    // Guards against a gate that zeroes everything. (Not a theorem for raw logits, but both
+    // classes' maps vanishing on every pooled frame would take a degenerate initialisation.)
+    assert!(both.iter().flatten().any(|&v| v > 0.0));
+}
+
 /// The training gradients of every filter parameter (`IConNet::backward`: the CPU backward of
 /// both FIR blocks, NLReLU, the stacked and pooled paths, statistics pooling) agree with
 /// central differences of the loss along each gradient (the steepest direction, where the

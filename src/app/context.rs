@@ -18,6 +18,9 @@ pub struct ViewContext {
     /// A time range the time-linked views should move to on the next frame.
     pub request_visible_s: Option<(f64, f64)>,
     pub heatmap_method: HeatmapMethod,
+    /// Whether the user picked `heatmap_method`; until then each model loaded gets its default
+    /// (`HeatmapMethod::default_for`).
+    pub heatmap_method_chosen: bool,
     /// Class explained by Grad-CAM / integrated gradients: the analysis's top class until the
     /// user picks one.
     pub heatmap_class: usize,
@@ -41,6 +44,7 @@ impl Default for ViewContext {
             visible_s: (0.0, 1.0),
             request_visible_s: None,
             heatmap_method: HeatmapMethod::Attention,
+            heatmap_method_chosen: false,
             heatmap_class: 0,
             heatmap_class_chosen: false,
             heatmap_opacity: 0.85,

@@ -286,6 +286,9 @@ impl StudioApp {
                     self.view.selected_filter = None;
                     self.view.heatmap_class = 0;
                     self.view.heatmap_class_chosen = false;
+                    if !self.view.heatmap_method_chosen {
+                        self.view.heatmap_method = HeatmapMethod::default_for(&m.card().config);
+                    }
                     self.heatmaps.clear();
                     self.data.model = Some(m);
                     self.data.analysis = None;
@@ -679,6 +682,9 @@ impl StudioApp {
         }
         if class != self.view.heatmap_class {
             self.view.heatmap_class_chosen = true;
+        }
+        if method != self.view.heatmap_method {
+            self.view.heatmap_method_chosen = true;
         }
         if method != self.view.heatmap_method || class != self.view.heatmap_class {
             self.set_heatmap(method, class);

@@ -29,6 +29,16 @@ impl HeatmapMethod {
     pub fn needs_class(self) -> bool {
         !matches!(self, Self::Attention)
     }
+
+    /// The heatmap shown first for a model: its own attention when it has some; Grad-CAM for the
+    /// top class when it pools with equal weights, whose "attention" only marks the frames kept.
+    pub fn default_for(config: &crate::model::ModelConfig) -> Self {
+        if config.uniform_pooling() {
+            Self::GradCam
+        } else {
+            Self::Attention
+        }
+    }
 }
 
 /// One heatmap over the pooling frames of a recording.
@@ -316,6 +326,16 @@ mod tests {
         h.uniform_pooling = true;
         assert!(h.title().starts_with("frames pooled (mean pooling"));
         assert!(!h.title().contains("attention ("));
+    }
+
+    #[test]
+    fn a_model_opens_on_its_attention_or_on_grad_cam_if_it_has_none() {
+        use crate::model::{ModelConfig, PoolingKind};
+        let classes = || vec!["normal".to_string(), "abnormal".to_string()];
+        let attentive = ModelConfig::named("m13", 1000, classes(), PoolingKind::Attention).unwrap();
+        let mean = ModelConfig::named("m13", 1000, classes(), PoolingKind::Mean).unwrap();
+        assert_eq!(HeatmapMethod::default_for(&attentive), HeatmapMethod::Attention);
+        assert_eq!(HeatmapMethod::default_for(&mean), HeatmapMethod::GradCam);
     }
 
     #[test]

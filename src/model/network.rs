@@ -247,8 +247,8 @@ impl IConNet {
     }
 
     /// Grad-CAM over time for `class`: `relu(sum_c mean_t(dy/dA_c) * A_c(t))` on the pooling
-    /// input `A [channels, frames]` of each clip. Needs an autodiff device.
-    /// Returns `[batch][valid frames]`.
+    /// input `A [channels, frames]` of each clip, and 0 on frames the pooling gives no weight.
+    /// Needs an autodiff device. Returns `[batch][valid frames]`.
     pub fn grad_cam(&self, batch: &AudioBatch, class: usize) -> Result<Vec<Vec<f32>>, String> {
         if !self.device().is_autodiff() {
             return Err("Grad-CAM needs the model on an autodiff device".into());
@@ -256,6 +256,15 @@ impl IConNet {
         let (out, leaf) = self.forward_with_leaf(batch, Leaf::PoolingInput);
         let leaf = leaf.expect("pooling-input leaf on an autodiff device");
         let [b, channels, frames] = leaf.dims();
+        // Frames the pooling gives no weight (silence left out by `--active-frames-db`) cannot
+        // have moved the score, whatever their features hold.
+        let [_, weight_frames] = out.attention.dims();
+        let pooled: Vec<f32> = out
+            .attention
+            .clone()
+            .into_data()
+            .try_to_vec()
+            .expect("f32 weights");
         let grads = class_score(out.logits, class).backward();
         let g: Vec<f32> = leaf
             .grad(&grads)
@@ -275,7 +284,10 @@ impl IConNet {
                         *v += weight * a[row + t];
                     }
                 }
-                cam.iter_mut().for_each(|v| *v = v.max(0.0));
+                let weights = &pooled[i * weight_frames..i * weight_frames + valid];
+                cam.iter_mut()
+                    .zip(weights)
+                    .for_each(|(v, &w)| *v = if w > 0.0 { v.max(0.0) } else { 0.0 });
                 cam
             })
             .collect())

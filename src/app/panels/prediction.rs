@@ -39,20 +39,18 @@ pub fn seen_in_training(model: &ModelView, recording: &RecordingView) -> Option<
     let total = model.members.len();
     Some(if group == stem {
         match total {
-            1 => format!(
-                "{stem} is one of this model's training recordings: not a held-out prediction ({held_out})"
-            ),
+            1 => format!("{stem} trained or validated this model: not a held-out prediction ({held_out})"),
             _ => format!(
-                "{stem} is a training recording of {seen} of the {total} members: not a held-out prediction ({held_out})"
+                "{stem} trained or validated {seen} of the {total} members: not a held-out prediction ({held_out})"
             ),
         }
     } else {
         match total {
             1 => format!(
-                "{stem} is by {group}, one of this model's training speakers: not a held-out prediction ({held_out})"
+                "{stem} is by {group}, who trained or validated this model: not a held-out prediction ({held_out})"
             ),
             _ => format!(
-                "{stem} is by {group}, a training speaker of {seen} of the {total} members: not a held-out prediction ({held_out})"
+                "{stem} is by {group}, who trained or validated {seen} of the {total} members: not a held-out prediction ({held_out})"
             ),
         }
     })
@@ -185,7 +183,7 @@ mod tests {
         ]);
         let text = seen_in_training(&two, &recording("r0007")).unwrap();
         assert!(
-            text.starts_with("r0007 is a training recording of 1 of the 2 members"),
+            text.starts_with("r0007 trained or validated 1 of the 2 members"),
             "{text}"
         );
         assert!(
@@ -196,7 +194,7 @@ mod tests {
         assert!(seen_in_training(&two, &recording("other")).is_none());
         let one = view(vec![card("physionet-2016", Some(10))]);
         let text = seen_in_training(&one, &recording("r0001")).unwrap();
-        assert!(text.contains("one of this model's training recordings"), "{text}");
+        assert!(text.contains("r0001 trained or validated this model"), "{text}");
         // One folder per class: file names do not give the speaker, so nothing is claimed.
         let speech = view(vec![card("folder-per-class", Some(10))]);
         assert!(seen_in_training(&speech, &recording("r0001")).is_none());
@@ -217,7 +215,9 @@ mod tests {
         ]);
         let text = seen_in_training(&two, &recording("03-01-05-01-01-01-02")).unwrap();
         assert!(
-            text.starts_with("03-01-05-01-01-01-02 is by actor02, a training speaker of 2 of the 2 members"),
+            text.starts_with(
+                "03-01-05-01-01-01-02 is by actor02, who trained or validated 2 of the 2 members"
+            ),
             "{text}"
         );
         assert!(
@@ -233,7 +233,7 @@ mod tests {
             .insert("train_groups".into(), vec!["jackson"].into());
         let text = seen_in_training(&view(vec![digits]), &recording("7_jackson_3")).unwrap();
         assert!(
-            text.contains("by jackson, one of this model's training speakers"),
+            text.contains("by jackson, who trained or validated this model"),
             "{text}"
         );
     }
