@@ -172,7 +172,12 @@ fn predict(c: &mut Criterion) {
         ),
         |b| {
             b.iter(|| {
-                let (s, _) = iconnet::audio::load_for_model(&record_wav, heart.config().sample_rate).unwrap();
+                let (s, _) = iconnet::audio::load_for_model(
+                    &record_wav,
+                    heart.config().sample_rate,
+                    heart.config().min_samples(),
+                )
+                .unwrap();
                 black_box(iconnet::explain::analyse_ensemble(&heart, &s).unwrap())
             })
         },
@@ -180,7 +185,9 @@ fn predict(c: &mut Criterion) {
     for (name, wav, m) in &cases {
         group.bench_function(*name, |b| {
             b.iter(|| {
-                let (s, _) = iconnet::audio::load_for_model(wav, m.config.sample_rate).unwrap();
+                let (s, _) =
+                    iconnet::audio::load_for_model(wav, m.config.sample_rate, m.config.min_samples())
+                        .unwrap();
                 black_box(iconnet::explain::analyse(m, &s))
             })
         });

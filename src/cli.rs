@@ -565,7 +565,7 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
     let mut results = Vec::new();
     let mut failed = 0;
     for file in &args.files {
-        match crate::audio::load_for_model(file, rate) {
+        match crate::audio::load_for_model(file, rate, ensemble.config().min_samples()) {
             Ok((samples, decoded)) => {
                 let a = explain::analyse_ensemble(&ensemble, &samples)?;
                 for w in &decoded.warnings {

@@ -268,6 +268,49 @@ fn unsupported_files_get_one_line_errors_naming_the_file() {
     assert!(audio::load(dir.path()).is_err());
 }
 
+/// What the model would only guess at: a recording with no signal is refused with its name;
+/// one made at a lower rate than the model's, or shorter than one of its frames, loads with a
+/// warning that says so.
+#[test]
+fn recordings_the_model_cannot_hear_are_refused_or_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcm16 =
+        |rate, values: &[f64]| wav_bytes(&fmt_chunk(1, 1, rate, 16), &[], &encode(values, 1, 16), None);
+    for (name, value) in [("silent.wav", 0.0), ("dc.wav", 0.25)] {
+        let path = write(dir.path(), name, &pcm16(8000, &vec![value; 8000]));
+        let e = audio::load_for_model(&path, 8000, 16).unwrap_err().to_string();
+        assert!(
+            e.contains(name) && e.contains("no signal: all 8000 samples are"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1);
+    }
+    let tone: Vec<f64> = (0..4000).map(|i| (i as f64 * 0.3).sin() * 0.5).collect();
+    let low = write(dir.path(), "low.wav", &pcm16(4000, &tone));
+    let (x, d) = audio::load_for_model(&low, 8000, 16).unwrap();
+    assert_eq!(x.len(), 8000);
+    assert_eq!(
+        d.warnings,
+        [
+            "recorded at 4000 Hz, below the model's 8000 Hz: it holds nothing above 2000 Hz, where the model's upper bands listen"
+        ]
+    );
+    assert!(
+        audio::load_for_model(&low, 4000, 16)
+            .unwrap()
+            .1
+            .warnings
+            .is_empty()
+    );
+    // 10 samples at 8 kHz against a 16-sample frame.
+    let short = write(dir.path(), "short.wav", &pcm16(8000, &tone[..10]));
+    let (_, d) = audio::load_for_model(&short, 8000, 16).unwrap();
+    assert_eq!(
+        d.warnings,
+        ["0.001 s is shorter than one frame of the model (0.002 s): padded with silence"]
+    );
+}
+
 #[test]
 fn wfdb_records_in_wav_format16_and_212_choose_the_pcg_channel() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,7 +395,7 @@ fn real_heart_and_emotion_recordings_load_and_resample() {
     let d = audio::load(&heart).unwrap();
     assert_eq!(d.sample_rate, 2000);
     assert!(d.duration_s() > 5.0);
-    let (x, _) = audio::load_for_model(&heart, 4000).unwrap();
+    let (x, _) = audio::load_for_model(&heart, 4000, 0).unwrap();
     assert!((x.len() as f64 - 2.0 * d.samples.len() as f64).abs() <= 1.0);
     let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
     let rms = (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt();

@@ -93,14 +93,49 @@ pub fn normalize(samples: &mut [f32]) {
     }
 }
 
-/// Loads `path`, resamples it to `rate` and normalises it: what the model sees.
-pub fn load_for_model(path: &Path, rate: u32) -> Result<(Vec<f32>, Decoded), LoadError> {
-    let decoded = load(path)?;
-    let mut samples =
-        resample::resample(&decoded.samples, decoded.sample_rate, rate).map_err(|e| LoadError {
-            path: path.to_path_buf(),
-            error: AudioError::Invalid(e),
-        })?;
+/// Loads `path`, resamples it to `rate` and normalises it: what the model sees. A recording
+/// with no signal (every sample the same) is refused: any prediction on it would be the
+/// model's bias. `decoded.warnings` also says when the recording is too short for one of the
+/// model's frames (`min_samples` at `rate`) or was made at a lower rate than the model's.
+pub fn load_for_model(path: &Path, rate: u32, min_samples: usize) -> Result<(Vec<f32>, Decoded), LoadError> {
+    let err = |e: String| LoadError {
+        path: path.to_path_buf(),
+        error: AudioError::Invalid(e),
+    };
+    let mut decoded = load(path)?;
+    let first = decoded.samples[0];
+    if decoded.samples.iter().all(|&v| v == first) {
+        return Err(err(format!(
+            "no signal: all {} samples are {first}, nothing to analyse",
+            decoded.samples.len()
+        )));
+    }
+    let mut samples = resample::resample(&decoded.samples, decoded.sample_rate, rate).map_err(err)?;
     normalize(&mut samples);
+    decoded
+        .warnings
+        .extend(input_warnings(&decoded, rate, min_samples));
     Ok((samples, decoded))
+}
+
+/// What limits a model's reading of `decoded`: a sample rate below the model's (the top bands
+/// hear nothing) and a length under one of its frames (padded with silence).
+fn input_warnings(decoded: &Decoded, rate: u32, min_samples: usize) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if decoded.sample_rate < rate {
+        warnings.push(format!(
+            "recorded at {} Hz, below the model's {rate} Hz: it holds nothing above {} Hz, where the \
+model's upper bands listen",
+            decoded.sample_rate,
+            decoded.sample_rate / 2
+        ));
+    }
+    let needed_s = min_samples as f64 / rate as f64;
+    if decoded.duration_s() < needed_s {
+        warnings.push(format!(
+            "{:.3} s is shorter than one frame of the model ({needed_s:.3} s): padded with silence",
+            decoded.duration_s()
+        ));
+    }
+    warnings
 }

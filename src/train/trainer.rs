@@ -190,7 +190,8 @@ pub fn load_clips(examples: &[Example], rate: u32) -> (Vec<Clip>, Vec<String>) {
     let results: Vec<Result<Clip, String>> = examples
         .par_iter()
         .map(|e| {
-            audio::load_for_model(&e.path, rate)
+            // Warnings are not shown in training; a clip shorter than a frame is padded.
+            audio::load_for_model(&e.path, rate, 0)
                 .map(|(samples, _)| Clip {
                     samples,
                     label: e.label,
