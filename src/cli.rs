@@ -590,6 +590,9 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                     if let Some((group, n)) = &seen {
                         result["seen_in_training"] = json!({ "group": group, "members": n });
                     }
+                    if !decoded.warnings.is_empty() {
+                        result["warnings"] = json!(decoded.warnings);
+                    }
                     results.push(result);
                 } else {
                     let probs: Vec<String> = a

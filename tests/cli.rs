@@ -129,6 +129,40 @@ fn train_then_predict_json_with_one_bad_file() {
         json[0]["seen_in_training"],
         serde_json::json!({"group": "jackson", "members": 1})
     );
+    // Digital silence is refused; a recording below the model's 8 kHz is analysed with a warning.
+    let write_tone = |name: &str, rate: u32, amplitude: f32| {
+        let path = dir.path().join(name);
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..rate {
+            let v = amplitude * (i as f32 * 0.2).sin();
+            w.write_sample((v * 32767.0) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        path
+    };
+    let silent = write_tone("silent.wav", 8000, 0.0);
+    let low = write_tone("low.wav", 4000, 0.5);
+    let out = iconnet()
+        .args(["predict", "--json", "--model", model.to_str().unwrap()])
+        .args([&silent, &low])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = json[0]["error"].as_str().unwrap();
+    assert!(error.starts_with("no signal: all 8000 samples are 0"), "{error}");
+    assert!(json[0]["file"].as_str().unwrap().ends_with("silent.wav"));
+    let warning = json[1]["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.starts_with("recorded at 4000 Hz, below the model's 8000 Hz"),
+        "{warning}"
+    );
+    assert!(json[1]["probabilities"].is_object());
 
     // eval reproduces the held-out figure written in the card.
     let eval = iconnet()
