@@ -100,6 +100,10 @@ pub struct LiveArgs {
     /// Show raw probabilities (no exponential smoothing).
     #[arg(long)]
     pub no_smoothing: bool,
+    /// Windows whose loudest 50 ms is below this level (dB re full scale) count as quiet: the
+    /// last prediction with sound stays on screen. -120 turns this off.
+    #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
+    pub quiet_below_db: f32,
 }
 
 #[derive(Args, Debug)]
@@ -440,6 +444,13 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
     if args.no_smoothing {
         config.smoothing = 0.0;
     }
+    if !args.quiet_below_db.is_finite() {
+        return Err(format!(
+            "--quiet-below-db {}: needs a level in dB",
+            args.quiet_below_db
+        ));
+    }
+    config.quiet_below_dbfs = args.quiet_below_db;
     config.record = args.record.clone();
     let input = match (&args.input_file, &args.device) {
         (Some(f), _) => InputSpec::File(f.clone()),
@@ -473,6 +484,9 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
                 line["latency_ms"] = json!(f.latency_ms);
                 line["real_time_factor"] = json!(f.real_time_factor);
                 line["skipped_windows"] = json!(f.skipped_windows);
+                line["level_dbfs"] = json!(f.level_dbfs);
+                line["quiet"] = json!(f.quiet);
+                line["held"] = json!(f.held);
                 println!("{line}");
             }
             LiveEvent::Error(e) => {

@@ -52,6 +52,7 @@ fn a_file_played_in_real_time_gives_results_and_an_identical_recording() {
         hop_s: 0.25,
         smoothing: 0.6,
         record: Some(out.clone()),
+        quiet_below_dbfs: -50.0,
     };
     let (latencies, errors, summary) = run(InputSpec::File(speech_file()), config);
     assert!(errors.is_empty(), "{errors:?}");
@@ -132,4 +133,55 @@ fn a_killed_live_session_leaves_a_loadable_recording() {
     assert!(n >= input.sample_rate as usize, "only {n} samples survived");
     assert!(n < input.samples.len(), "killed before the end");
     assert_eq!(recorded.samples[..], input.samples[..n]);
+}
+
+/// Speech, then four seconds of digital silence: once the window holds no sound it is quiet,
+/// and the probabilities on screen stay those of the last window with sound.
+#[test]
+fn quiet_input_holds_the_last_prediction_with_sound() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("speech-then-silence.wav");
+    let speech = iconnet::audio::load(&speech_file()).unwrap();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: speech.sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&input, spec).unwrap();
+    let silence = vec![0f32; 4 * speech.sample_rate as usize];
+    for &v in speech.samples.iter().chain(&silence) {
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+    let session = LiveSession::start(model(), InputSpec::File(input), LiveConfig::for_rate(8000), || {});
+    let mut frames = Vec::new();
+    loop {
+        match session
+            .events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("live events")
+        {
+            LiveEvent::Frame(f) => frames.push(f),
+            LiveEvent::Error(e) => panic!("{e}"),
+            LiveEvent::Stopped(_) => break,
+            LiveEvent::Started { .. } => {}
+        }
+    }
+    let heard: Vec<usize> = (0..frames.len()).filter(|&i| !frames[i].quiet).collect();
+    let last_heard = *heard.last().expect("windows with speech");
+    // The sentence peaks near -25 dBFS; RAVDESS's room tone after it is near -90.
+    assert!(heard.iter().any(|&i| frames[i].level_dbfs > -30.0));
+    let held = &frames[last_heard + 1..];
+    // 4 s of silence against a 3 s window at 0.25 s hops: about four windows of silence only.
+    assert!(held.len() >= 2, "{} quiet frames at the end", held.len());
+    for f in held {
+        assert!(f.quiet && f.held);
+        assert!(f.level_dbfs < -50.0);
+        assert_eq!(
+            f.analysis.probabilities,
+            frames[last_heard].analysis.probabilities
+        );
+        assert_eq!(f.raw_probabilities, frames[last_heard].raw_probabilities);
+    }
 }

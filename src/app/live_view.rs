@@ -169,7 +169,7 @@ impl LiveApp {
         self.data.recording = Some(Arc::new(recording));
         self.data.heatmap = Some(Arc::new(attribution::attention(&frame.analysis)));
         let mut analysis = frame.analysis.clone();
-        if !self.smooth {
+        if !self.smooth && !frame.quiet {
             analysis.probabilities = frame.raw_probabilities.clone();
             analysis.top_class = crate::explain::argmax(&analysis.probabilities);
         }
@@ -217,6 +217,13 @@ impl LiveApp {
                 super::panels::prediction::ui(ui, &self.data);
                 if let Some(f) = &self.frame {
                     ui.separator();
+                    ui.label(format!("input level (loudest 50 ms): {:.0} dBFS", f.level_dbfs));
+                    if f.quiet {
+                        ui.label(
+                            RichText::new(quiet_note(f, self.options.config.quiet_below_dbfs))
+                                .color(Color32::from_rgb(255, 200, 90)),
+                        );
+                    }
                     ui.label(format!("latency (capture -> result): {:.0} ms", f.latency_ms));
                     let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
                     sorted.sort_by(f64::total_cmp);
@@ -301,6 +308,17 @@ impl LiveApp {
 impl eframe::App for LiveApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         self.frame_ui(ui);
+    }
+}
+
+/// Why the probabilities did not move while the input was quiet.
+fn quiet_note(frame: &LiveFrame, threshold_dbfs: f32) -> String {
+    if frame.held {
+        format!("quiet (below {threshold_dbfs:.0} dBFS): showing the last window with sound")
+    } else {
+        format!(
+            "quiet (below {threshold_dbfs:.0} dBFS): nothing heard yet; these probabilities are the model's reading of the noise"
+        )
     }
 }
 

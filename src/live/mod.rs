@@ -28,6 +28,11 @@ pub struct LiveConfig {
     pub smoothing: f32,
     /// Write the raw input here as it arrives.
     pub record: Option<PathBuf>,
+    /// A window whose loudest 50 ms stays below this level (dB re full scale) is quiet: the
+    /// model still runs, but the probabilities shown stay those of the last window with sound.
+    /// Normalisation would otherwise blow room noise up to the level of speech and the bars
+    /// would follow the noise.
+    pub quiet_below_dbfs: f32,
 }
 
 impl LiveConfig {
@@ -38,6 +43,7 @@ impl LiveConfig {
             hop_s: 0.25,
             smoothing: 0.6,
             record: None,
+            quiet_below_dbfs: -50.0,
         }
     }
 }
@@ -47,7 +53,7 @@ impl LiveConfig {
 pub struct LiveFrame {
     /// The model's view of the window (probabilities smoothed if enabled).
     pub analysis: Analysis,
-    /// Unsmoothed probabilities.
+    /// Unsmoothed probabilities (held, like `analysis.probabilities`, while the input is quiet).
     pub raw_probabilities: Vec<f32>,
     /// The window at the model's rate, normalised.
     pub window: Vec<f32>,
@@ -59,6 +65,13 @@ pub struct LiveFrame {
     pub real_time_factor: f64,
     /// Windows skipped so far because inference fell behind.
     pub skipped_windows: u64,
+    /// RMS of the window's loudest 50 ms before normalisation, dB re full scale (floor −120).
+    pub level_dbfs: f32,
+    /// The window was quiet (`LiveConfig::quiet_below_dbfs`).
+    pub quiet: bool,
+    /// Quiet, and `analysis.probabilities` are held from the last window with sound (false when
+    /// no window has had sound yet: then they are this window's own).
+    pub held: bool,
 }
 
 /// What the live session reports.
@@ -228,6 +241,7 @@ fn run(
     let mut since_hop = 0usize;
     let mut total = 0u64;
     let mut smoothed: Option<Vec<f32>> = None;
+    let mut last_heard: Option<(Vec<f32>, Vec<f32>)> = None;
     let mut fault = None;
     loop {
         // Drain what has arrived.
@@ -264,7 +278,14 @@ fn run(
             since_hop = 0;
             let started = newest_arrival.unwrap_or_else(Instant::now);
             let start = history.len().saturating_sub(window);
-            let frame = analyse_window(model, &history[start..], rate, config, &mut smoothed);
+            let frame = analyse_window(
+                model,
+                &history[start..],
+                rate,
+                config,
+                &mut smoothed,
+                &mut last_heard,
+            );
             if let Ok(mut frame) = frame {
                 let compute = started.elapsed();
                 frame.end_s = total as f64 / rate as f64;
@@ -320,18 +341,27 @@ fn run(
     send(LiveEvent::Stopped(summary));
 }
 
+/// `last_heard`: the (shown, raw) probabilities of the last window with sound.
 fn analyse_window(
     model: &Ensemble,
     window: &[f32],
     rate: u32,
     config: &LiveConfig,
     smoothed: &mut Option<Vec<f32>>,
+    last_heard: &mut Option<(Vec<f32>, Vec<f32>)>,
 ) -> Result<LiveFrame, String> {
+    let level_dbfs = loudest_dbfs(window, rate);
+    let quiet = level_dbfs < config.quiet_below_dbfs;
     let mut samples = crate::audio::resample::resample(window, rate, model.config().sample_rate)?;
     crate::audio::normalize(&mut samples);
     let mut analysis = explain::analyse_ensemble(model, &samples)?;
     let raw = analysis.probabilities.clone();
-    if config.smoothing > 0.0 {
+    if quiet {
+        if let Some((shown, _)) = last_heard {
+            analysis.top_class = explain::argmax(shown);
+            analysis.probabilities = shown.clone();
+        }
+    } else if config.smoothing > 0.0 {
         let a = config.smoothing.clamp(0.0, 0.99);
         let next: Vec<f32> = match smoothed.as_ref() {
             Some(prev) if prev.len() == raw.len() => prev
@@ -345,13 +375,58 @@ fn analyse_window(
         analysis.probabilities = next.clone();
         *smoothed = Some(next);
     }
+    if !quiet {
+        *last_heard = Some((analysis.probabilities.clone(), raw.clone()));
+    }
+    let held = quiet && last_heard.is_some();
+    let raw_probabilities = match (quiet, last_heard.as_ref()) {
+        (true, Some((_, heard))) => heard.clone(),
+        _ => raw,
+    };
     Ok(LiveFrame {
         analysis,
-        raw_probabilities: raw,
+        raw_probabilities,
         window: samples,
         end_s: 0.0,
         latency_ms: 0.0,
         real_time_factor: 0.0,
         skipped_windows: 0,
+        level_dbfs,
+        quiet,
+        held,
     })
+}
+
+/// The RMS level of the loudest 50 ms block of `window` (the whole window if shorter), in dB
+/// re full scale (a full-scale sine: −3.0), floored at −120. Blocks, not the window's RMS: a
+/// word in an otherwise quiet window counts as sound.
+pub fn loudest_dbfs(window: &[f32], rate: u32) -> f32 {
+    let block = (rate as usize / 20).max(1);
+    let loudest = window
+        .chunks(block)
+        .map(|c| c.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / c.len() as f64)
+        .fold(0.0, f64::max);
+    (10.0 * loudest.max(1e-12).log10()) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loudest_block_sets_the_level() {
+        // 50 ms blocks at 1 kHz are 50 samples.
+        assert_eq!(loudest_dbfs(&[0.0; 500], 1000), -120.0);
+        // A constant 0.1 in one block: mean square 0.01 -> -20 dB, whatever the rest.
+        let mut x = vec![0.0f32; 500];
+        x[100..150].iter_mut().for_each(|v| *v = 0.1);
+        assert!((loudest_dbfs(&x, 1000) + 20.0).abs() < 1e-4);
+        // A sine of amplitude 0.5 over whole periods: mean square 0.125 -> -9.03 dB.
+        let sine: Vec<f32> = (0..1000)
+            .map(|i| 0.5 * (2.0 * std::f32::consts::PI * i as f32 / 10.0).sin())
+            .collect();
+        assert!((loudest_dbfs(&sine, 1000) + 9.031).abs() < 1e-3);
+        // Shorter than a block: the whole window.
+        assert!((loudest_dbfs(&[0.1; 10], 1000) + 20.0).abs() < 1e-4);
+    }
 }
