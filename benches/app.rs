@@ -115,8 +115,6 @@ fn frame(c: &mut Criterion) {
 
 /// One frame of the live window while a 60 s speech file streams through the emotion model.
 fn live_frame(c: &mut Criterion) {
-    use iconnet::app::live_view::{LiveApp, LiveOptions};
-    use iconnet::live::{InputSpec, LiveConfig};
     let dir = tempfile::tempdir().unwrap();
     let speech =
         iconnet::audio::load(&common::shared_data().join("emotion/03-01-05-01-01-01-02.wav")).unwrap();
@@ -124,21 +122,7 @@ fn live_frame(c: &mut Criterion) {
     let file = dir.path().join("speech-60s.wav");
     common::write_wav16(&file, &long, 16_000);
     let model_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/emotion.ensemble");
-    let device = burn::tensor::Device::flex();
-    let (_, view) = iconnet::app::worker::load_model(&model_path, &device, "flex").unwrap();
-    let options = LiveOptions {
-        model_path,
-        model: view,
-        device,
-        input: InputSpec::File(file),
-        config: LiveConfig::for_rate(16_000),
-        exit_at_end: false,
-        backend: BackendChoice::Flex,
-    };
-    let app = LiveApp::new(&egui::Context::default(), options);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .build_ui_state(|ui, app: &mut LiveApp| app.frame_ui(ui), app);
+    let mut h = common::live_window(&model_path, &file);
     // Let the first analyses arrive.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(4) {

@@ -300,29 +300,13 @@ fn exports_write_the_heatmap_labels_filters_and_probabilities() {
 /// probabilities on screen are held from the last window with sound.
 #[test]
 fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
-    use iconnet::app::live_view::{LiveApp, LiveOptions};
-    use iconnet::live::{InputSpec, LiveConfig};
     let dir = tempfile::tempdir().unwrap();
     let speech = iconnet::audio::load(&common::shared_data().join("fsdd/7_george_3.wav")).unwrap();
     let mut samples = speech.samples.clone();
     samples.extend(std::iter::repeat_n(0.0, 4 * speech.sample_rate as usize));
     let file = dir.path().join("digit-then-silence.wav");
     common::write_wav16(&file, &samples, speech.sample_rate);
-    let device = burn::tensor::Device::flex();
-    let (_, view) = iconnet::app::worker::load_model(&digits_model(), &device, "flex").unwrap();
-    let options = LiveOptions {
-        model_path: digits_model(),
-        model: view,
-        device,
-        input: InputSpec::File(file),
-        config: LiveConfig::for_rate(8000),
-        exit_at_end: false,
-        backend: BackendChoice::Flex,
-    };
-    let app = LiveApp::new(&egui::Context::default(), options);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .build_ui_state(|ui, app: &mut LiveApp| app.frame_ui(ui), app);
+    let mut h = common::live_window(&digits_model(), &file);
     let start = Instant::now();
     while h
         .query_by_label_contains("showing the last window with sound")

@@ -132,18 +132,8 @@ fn train_then_predict_json_with_one_bad_file() {
     // Digital silence is refused; a recording below the model's 8 kHz is analysed with a warning.
     let write_tone = |name: &str, rate: u32, amplitude: f32| {
         let path = dir.path().join(name);
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        for i in 0..rate {
-            let v = amplitude * (i as f32 * 0.2).sin();
-            w.write_sample((v * 32767.0) as i16).unwrap();
-        }
-        w.finalize().unwrap();
+        let tone: Vec<f32> = (0..rate).map(|i| amplitude * (i as f32 * 0.2).sin()).collect();
+        common::write_wav16(&path, &tone, rate);
         path
     };
     let silent = write_tone("silent.wav", 8000, 0.0);

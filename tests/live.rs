@@ -142,18 +142,9 @@ fn quiet_input_holds_the_last_prediction_with_sound() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("speech-then-silence.wav");
     let speech = iconnet::audio::load(&speech_file()).unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: speech.sample_rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(&input, spec).unwrap();
-    let silence = vec![0f32; 4 * speech.sample_rate as usize];
-    for &v in speech.samples.iter().chain(&silence) {
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
+    let mut samples = speech.samples.clone();
+    samples.extend(std::iter::repeat_n(0.0, 4 * speech.sample_rate as usize));
+    common::write_wav16(&input, &samples, speech.sample_rate);
     let session = LiveSession::start(model(), InputSpec::File(input), LiveConfig::for_rate(8000), || {});
     let mut frames = Vec::new();
     loop {

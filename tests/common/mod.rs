@@ -42,6 +42,31 @@ pub fn write_wav16(path: &Path, samples: &[f32], rate: u32) {
     w.finalize().unwrap();
 }
 
+/// The live window playing `file` through the model at `model` (flex backend, the defaults for
+/// the model's rate), driven headlessly.
+pub fn live_window(
+    model: &Path,
+    file: &Path,
+) -> egui_kittest::Harness<'static, iconnet::app::live_view::LiveApp> {
+    use iconnet::app::live_view::{LiveApp, LiveOptions};
+    let device = burn::tensor::Device::flex();
+    let (_, view) = iconnet::app::worker::load_model(model, &device, "flex").unwrap();
+    let rate = view.card().config.sample_rate;
+    let options = LiveOptions {
+        model_path: model.to_path_buf(),
+        model: view,
+        device,
+        input: iconnet::live::InputSpec::File(file.to_path_buf()),
+        config: iconnet::live::LiveConfig::for_rate(rate),
+        exit_at_end: false,
+        backend: iconnet::backend::BackendChoice::Flex,
+    };
+    let app = LiveApp::new(&eframe::egui::Context::default(), options);
+    egui_kittest::Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 860.0))
+        .build_ui_state(|ui, app: &mut LiveApp| app.frame_ui(ui), app)
+}
+
 pub fn classes(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("class{i}")).collect()
 }
