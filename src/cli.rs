@@ -589,10 +589,15 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let seen = checkpoint::cards_that_saw(ensemble.members.iter().map(|m| &m.card), &stem);
+                let cards = || ensemble.members.iter().map(|m| &m.card);
+                let seen = checkpoint::cards_that_saw(cards(), &stem);
+                let held_out = checkpoint::cards_that_never_saw(cards(), &stem);
                 if let (Some((group, n)), false) = (&seen, args.json) {
+                    let vote = explain::held_out_vote(&a, &held_out, group)
+                        .map(|v| format!("; {v}"))
+                        .unwrap_or_default();
                     eprintln!(
-                        "note: {}: {group} trained or validated {n} of the {} member(s): not a held-out prediction (held-out figures: iconnet eval --card-test-groups)",
+                        "note: {}: {group} trained or validated {n} of the {} member(s): not a held-out prediction{vote} (held-out figures: iconnet eval --card-test-groups)",
                         file.display(),
                         ensemble.len()
                     );
@@ -602,7 +607,19 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                         explain::export::probabilities_json(&file.display().to_string(), &model_name, &a);
                     result["attention"] = json!({ "times_s": a.times_s, "weights": a.attention });
                     if let Some((group, n)) = &seen {
-                        result["seen_in_training"] = json!({ "group": group, "members": n });
+                        let held_out_probabilities = a.probabilities_of(&held_out).map(|p| {
+                            a.classes
+                                .iter()
+                                .zip(p)
+                                .map(|(c, p)| (c.clone(), json!(p)))
+                                .collect::<serde_json::Map<_, _>>()
+                        });
+                        result["seen_in_training"] = json!({
+                            "group": group,
+                            "members": n,
+                            "held_out_members": held_out.len(),
+                            "held_out_probabilities": held_out_probabilities,
+                        });
                     }
                     if !decoded.warnings.is_empty() {
                         result["warnings"] = json!(decoded.warnings);

@@ -127,7 +127,12 @@ fn train_then_predict_json_with_one_bad_file() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         json[0]["seen_in_training"],
-        serde_json::json!({"group": "jackson", "members": 1})
+        serde_json::json!({
+            "group": "jackson",
+            "members": 1,
+            "held_out_members": 0,
+            "held_out_probabilities": null
+        })
     );
     // Digital silence is refused; a recording below the model's 8 kHz is analysed with a warning.
     let write_tone = |name: &str, rate: u32, amplitude: f32| {
@@ -611,4 +616,52 @@ fn grouped_cross_validation_writes_a_report() {
         .output()
         .unwrap();
     assert_eq!(both.status.code(), Some(2));
+}
+
+/// A recording the bundled heart ensemble learned from: `predict` says so and gives the vote
+/// of the members that never saw it, which is what an ensemble of just those members says.
+#[test]
+fn predict_gives_the_held_out_members_vote_on_a_training_recording() {
+    let heart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/heart.ensemble");
+    let record = shared_data().join("heart/a0013.wav");
+    let ensemble = iconnet::model::Ensemble::load(&heart, &Device::flex()).unwrap();
+    let never_saw: Vec<String> = ensemble
+        .members
+        .iter()
+        .filter(|m| !m.card.saw_group("a0013"))
+        .map(|m| m.path.display().to_string())
+        .collect();
+    assert_eq!(
+        never_saw.len(),
+        2,
+        "each record is a test record of one fold in each of two runs"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let held_out = dir.path().join("held-out.ensemble");
+    Manifest::new("held-out", never_saw, vec![])
+        .write(&held_out)
+        .unwrap();
+    let predict = |model: &std::path::Path| -> serde_json::Value {
+        let out = iconnet()
+            .args(["predict", "--json", "--model"])
+            .arg(model)
+            .arg(&record)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+    };
+    let all = predict(&heart);
+    let seen = &all["seen_in_training"];
+    assert_eq!(
+        (seen["members"].as_u64(), seen["held_out_members"].as_u64()),
+        (Some(8), Some(2))
+    );
+    let only = predict(&held_out);
+    assert!(only.get("seen_in_training").is_none(), "{only}");
+    for class in ["normal", "abnormal"] {
+        let a = seen["held_out_probabilities"][class].as_f64().unwrap();
+        let b = only["probabilities"][class].as_f64().unwrap();
+        assert!((a - b).abs() < 1e-5, "{class}: {a} against {b}");
+    }
 }

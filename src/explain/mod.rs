@@ -126,6 +126,24 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The mean probabilities of the ensemble members `members` (indices into
+    /// `member_probabilities`); None for none, or for a single model.
+    pub fn probabilities_of(&self, members: &[usize]) -> Option<Vec<f32>> {
+        let rows: Vec<&Vec<f32>> = members
+            .iter()
+            .filter_map(|&i| self.member_probabilities.get(i))
+            .collect();
+        if rows.is_empty() || rows.len() != members.len() {
+            return None;
+        }
+        let mut mean = vec![0f32; self.classes.len()];
+        for row in &rows {
+            mean.iter_mut().zip(row.iter()).for_each(|(m, p)| *m += p);
+        }
+        mean.iter_mut().for_each(|m| *m /= rows.len() as f32);
+        Some(mean)
+    }
+
     /// How many members of an ensemble give `class` their highest probability.
     pub fn members_voting_for(&self, class: usize) -> usize {
         self.member_probabilities
@@ -133,6 +151,24 @@ impl Analysis {
             .filter(|p| argmax(p) == class)
             .count()
     }
+}
+
+/// What the members in `held_out` (those that never trained or chose their checkpoint on
+/// `group`) say of a recording of it, e.g. "the 2 members that never saw a0013 say normal
+/// (61.2 %)": the honest prediction for a recording the ensemble learned from. None when no
+/// member is held out (or for a single model).
+pub fn held_out_vote(analysis: &Analysis, held_out: &[usize], group: &str) -> Option<String> {
+    let p = analysis.probabilities_of(held_out)?;
+    let top = argmax(&p);
+    let (who, say) = match held_out.len() {
+        1 => ("the member".to_string(), "says"),
+        n => (format!("the {n} members"), "say"),
+    };
+    Some(format!(
+        "{who} that never saw {group} {say} {} ({:.1} %)",
+        analysis.classes[top],
+        100.0 * p[top]
+    ))
 }
 
 /// Runs `model` on one normalised clip at the model's rate.
@@ -271,6 +307,33 @@ mod tests {
                 .contains("different frames")
         );
         assert!(average_analyses(vec![]).is_err());
+    }
+
+    #[test]
+    fn a_subset_of_members_gives_its_own_mean() {
+        let a = analysis(vec![0.8, 0.2], vec![1.0]);
+        let b = analysis(vec![0.2, 0.8], vec![1.0]);
+        let c = analysis(vec![0.35, 0.65], vec![1.0]);
+        let e = average_analyses(vec![a.clone(), b, c]).unwrap();
+        // Members 1 and 2: (0.2 + 0.35) / 2 = 0.275, (0.8 + 0.65) / 2 = 0.725.
+        let held_out = e.probabilities_of(&[1, 2]).unwrap();
+        assert!((held_out[0] - 0.275).abs() < 1e-6 && (held_out[1] - 0.725).abs() < 1e-6);
+        assert_eq!(e.probabilities_of(&[0]).unwrap(), vec![0.8, 0.2]);
+        assert!(e.probabilities_of(&[]).is_none());
+        assert!(e.probabilities_of(&[3]).is_none(), "no such member");
+        assert!(
+            a.probabilities_of(&[0]).is_none(),
+            "a single model has no members' rows"
+        );
+        assert_eq!(
+            held_out_vote(&e, &[1, 2], "a0013").unwrap(),
+            "the 2 members that never saw a0013 say abnormal (72.5 %)"
+        );
+        assert_eq!(
+            held_out_vote(&e, &[0], "actor02").unwrap(),
+            "the member that never saw actor02 says normal (80.0 %)"
+        );
+        assert!(held_out_vote(&e, &[], "a0013").is_none());
     }
 
     #[test]

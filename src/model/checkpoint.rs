@@ -123,6 +123,23 @@ pub fn cards_that_saw<'a>(
     groups.into_iter().next().map(|g| (g, n))
 }
 
+/// Indices of the `cards` that can tell the group of the recording named `stem` and neither
+/// trained on it nor chose their checkpoint on it: the members whose vote on it is held out.
+pub fn cards_that_never_saw<'a>(cards: impl IntoIterator<Item = &'a ModelCard>, stem: &str) -> Vec<usize> {
+    cards
+        .into_iter()
+        .enumerate()
+        .filter(|(_, card)| {
+            card.training
+                .get("layout")
+                .and_then(|l| l.as_str())
+                .and_then(|layout| crate::train::dataset::group_of_file(layout, stem))
+                .is_some_and(|group| !card.saw_group(&group))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Why a checkpoint could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {

@@ -4,6 +4,7 @@
 use eframe::egui::{self, Color32, RichText, Ui};
 
 use crate::app::session::{Loaded, ModelView, RecordingView};
+use crate::explain::Analysis;
 use crate::model::checkpoint::ModelCard;
 
 /// Shown under every heart-sound prediction. The number of training records comes from the
@@ -54,6 +55,15 @@ pub fn seen_in_training(model: &ModelView, recording: &RecordingView) -> Option<
             ),
         }
     })
+}
+
+/// For a recording some members learned from: what the others say of it (see
+/// [`crate::explain::held_out_vote`]).
+pub fn held_out_vote(model: &ModelView, recording: &RecordingView, analysis: &Analysis) -> Option<String> {
+    let stem = recording.path.file_stem()?.to_string_lossy().into_owned();
+    let (group, _) = model.members_that_saw(&stem)?;
+    let held_out = crate::model::checkpoint::cards_that_never_saw(model.cards(), &stem);
+    crate::explain::held_out_vote(analysis, &held_out, &group)
 }
 
 pub fn ui(ui: &mut Ui, data: &Loaded) {
@@ -113,6 +123,13 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
                 .small()
                 .color(Color32::from_rgb(255, 200, 120)),
         );
+        if let Some(vote) = data
+            .recording
+            .as_ref()
+            .and_then(|r| held_out_vote(model, r, analysis))
+        {
+            ui.label(RichText::new(format!("held out: {vote}")).strong());
+        }
     }
     if model.is_heart_model() {
         ui.add_space(4.0);
@@ -198,6 +215,38 @@ mod tests {
         // One folder per class: file names do not give the speaker, so nothing is claimed.
         let speech = view(vec![card("folder-per-class", Some(10))]);
         assert!(seen_in_training(&speech, &recording("r0001")).is_none());
+    }
+
+    #[test]
+    fn the_members_that_never_saw_a_recording_give_the_held_out_vote() {
+        // r0007 was learned by the first member only; r0002 by both; the third member's card
+        // does not say its layout, so it cannot vouch for having never seen anything.
+        let mut unknown = card("physionet-2016", Some(1));
+        unknown.training.remove("layout");
+        let three = view(vec![
+            card("physionet-2016", Some(10)),
+            card("physionet-2016", Some(5)),
+            unknown,
+        ]);
+        let analysis = Analysis {
+            classes: vec!["normal".into(), "abnormal".into()],
+            probabilities: vec![0.5, 0.5],
+            top_class: 0,
+            attention: vec![1.0],
+            uniform_pooling: false,
+            times_s: vec![0.5],
+            frame_s: 1.0,
+            band_energy: None,
+            band_energy_frame_s: 1.0,
+            member_probabilities: vec![vec![0.9, 0.1], vec![0.3, 0.7], vec![0.5, 0.5]],
+        };
+        assert_eq!(
+            held_out_vote(&three, &recording("r0007"), &analysis).unwrap(),
+            "the member that never saw r0007 says abnormal (70.0 %)"
+        );
+        assert!(held_out_vote(&three, &recording("r0002"), &analysis).is_none());
+        // Nobody saw r0042: no warning, so no held-out line either.
+        assert!(held_out_vote(&three, &recording("r0042"), &analysis).is_none());
     }
 
     #[test]
