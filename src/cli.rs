@@ -249,6 +249,11 @@ pub struct TrainArgs {
     /// architectures were sized for 16 kHz speech: at 2 kHz, 511 taps span 255 ms.
     #[arg(long, value_delimiter = ',')]
     pub taps: Vec<usize>,
+    /// Widths of the head's hidden layers, comma separated (default: the architecture's, M13
+    /// 256,256). Each is a LayerNorm and a linear layer; a smaller head has fewer weights to
+    /// fit the training speakers with.
+    #[arg(long, value_delimiter = ',')]
+    pub head_hidden: Vec<usize>,
     /// Window and hop of the logmel/mfcc front-ends in milliseconds, e.g. `25,10` (default:
     /// 512 and 128 samples, sized for 16 kHz speech).
     #[arg(long, value_delimiter = ',', value_parser = positive_f64)]
@@ -1058,6 +1063,12 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     if !args.taps.is_empty() {
         config.set_taps(&args.taps)?;
     }
+    if !args.head_hidden.is_empty() {
+        if args.head_hidden.contains(&0) {
+            return Err("--head-hidden: every hidden layer needs a width of at least 1".into());
+        }
+        config.head_hidden = args.head_hidden.clone();
+    }
     config.validate()?;
     let backend = backend::select(choice)?;
     eprintln!(
@@ -1553,6 +1564,8 @@ mod tests {
             "64,16",
             "--taps",
             "255,63",
+            "--head-hidden",
+            "32",
         ])
         .unwrap();
         let Some(Command::Train(args)) = cli.command else {
@@ -1560,6 +1573,7 @@ mod tests {
         };
         assert_eq!(args.spectral_frame_ms, vec![64.0, 16.0]);
         assert_eq!(args.taps, vec![255, 63]);
+        assert_eq!(args.head_hidden, vec![32]);
         assert!(Cli::try_parse_from(["iconnet", "train", "data", "--spectral-frame-ms", "64,-1"]).is_err());
     }
 }
