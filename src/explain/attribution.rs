@@ -142,6 +142,19 @@ pub fn explain_ensemble(
     ig_steps: usize,
     mut progress: impl FnMut(f32),
 ) -> Result<Heatmap, String> {
+    if method == HeatmapMethod::GradCam {
+        // One Grad-CAM costs about one forward pass; members side by side use both cores, as
+        // the analysis does. Integrated gradients stay one member at a time: each holds many
+        // scaled copies of the clip and reports progress.
+        use rayon::prelude::*;
+        let maps: Vec<Heatmap> = ensemble
+            .members
+            .par_iter()
+            .map(|m| grad_cam(&m.model, samples, class))
+            .collect::<Result<_, _>>()?;
+        progress(1.0);
+        return average_heatmaps(maps);
+    }
     let n = ensemble.len() as f32;
     let mut maps = Vec::with_capacity(ensemble.len());
     for (i, model) in ensemble.models().enumerate() {

@@ -171,10 +171,14 @@ impl IConNet {
     fn forward_with_leaf(&self, batch: &AudioBatch, leaf: Leaf) -> (Forward, Option<Tensor<3>>) {
         let device = self.device();
         let track = device.is_autodiff();
+        // Grad-CAM's leaf is the pooling input, a detached copy: nothing before it needs a tape,
+        // so the front-end runs as at inference (remembered kernels, no saved spectra).
+        let track_front_end = track && leaf != Leaf::PoolingInput;
         let mut leaf_tensor = None;
         let (features, band_energy, tape) = match &self.config.front_end {
             FrontEndConfig::Fir { .. } => {
-                let (f, e, tape, input) = self.fir_features(batch, &device, track, leaf == Leaf::Input);
+                let (f, e, tape, input) =
+                    self.fir_features(batch, &device, track_front_end, leaf == Leaf::Input);
                 leaf_tensor = input;
                 (f, e, tape)
             }
