@@ -122,7 +122,8 @@ fn live_frame(c: &mut Criterion) {
     let file = dir.path().join("speech-60s.wav");
     common::write_wav16(&file, &long, 16_000);
     let model_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/emotion.ensemble");
-    let mut h = common::live_window(&model_path, &file);
+    // Grad-CAM on, as `iconnet live` runs this mean-pooling model by default.
+    let mut h = common::live_window(&model_path, &file, true);
     // Let the first analyses arrive.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(4) {

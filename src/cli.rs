@@ -104,6 +104,18 @@ pub struct LiveArgs {
     /// last prediction with sound stays on screen. -120 turns this off.
     #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
     pub quiet_below_db: f32,
+    /// The heatmap over each window: `grad-cam` (Grad-CAM of the predicted class, from the same
+    /// pass as the probabilities) or `pooling` (the pooling weights). Default: the model's
+    /// attention when it has some, Grad-CAM for a mean-pooling model.
+    #[arg(long)]
+    pub heatmap: Option<LiveHeatmap>,
+}
+
+/// What the live heatmap shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LiveHeatmap {
+    Pooling,
+    GradCam,
 }
 
 #[derive(Args, Debug)]
@@ -456,6 +468,13 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
         ));
     }
     config.quiet_below_dbfs = args.quiet_below_db;
+    config.grad_cam = match args.heatmap {
+        Some(h) => h == LiveHeatmap::GradCam,
+        None => {
+            crate::explain::attribution::HeatmapMethod::default_for(model.config())
+                == crate::explain::attribution::HeatmapMethod::GradCam
+        }
+    };
     config.record = args.record.clone();
     let input = match (&args.input_file, &args.device) {
         (Some(f), _) => InputSpec::File(f.clone()),
@@ -473,7 +492,14 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
         })?;
         return Ok(0);
     }
-    let session = LiveSession::start(model, input, config, || {});
+    let explainer = match config.grad_cam {
+        true => Some(crate::explain::attribution::load_for_attribution(
+            &path,
+            &backend.device,
+        )?),
+        false => None,
+    };
+    let session = LiveSession::start(model, explainer, input, config, || {});
     let mut failed = false;
     while let Ok(event) = session.events.recv() {
         match event {
@@ -492,6 +518,9 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
                 line["level_dbfs"] = json!(f.level_dbfs);
                 line["quiet"] = json!(f.quiet);
                 line["held"] = json!(f.held);
+                if let Some(map) = &f.grad_cam {
+                    line["grad_cam"] = json!({ "class": map.class, "weights": map.values });
+                }
                 println!("{line}");
             }
             LiveEvent::Error(e) => {

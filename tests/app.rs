@@ -296,8 +296,9 @@ fn exports_write_the_heatmap_labels_filters_and_probabilities() {
     assert!(filters.starts_with("block,filter,channel,f_low_hz"));
 }
 
-/// The live window shows the input level and, once the input goes quiet, says that the
-/// probabilities on screen are held from the last window with sound.
+/// The live window shows the input level, explains each window with Grad-CAM of the class on
+/// screen, and once the input goes quiet says that the probabilities are held from the last
+/// window with sound.
 #[test]
 fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
     let dir = tempfile::tempdir().unwrap();
@@ -306,7 +307,7 @@ fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
     samples.extend(std::iter::repeat_n(0.0, 4 * speech.sample_rate as usize));
     let file = dir.path().join("digit-then-silence.wav");
     common::write_wav16(&file, &samples, speech.sample_rate);
-    let mut h = common::live_window(&digits_model(), &file);
+    let mut h = common::live_window(&digits_model(), &file, true);
     let start = Instant::now();
     while h
         .query_by_label_contains("showing the last window with sound")
@@ -320,4 +321,7 @@ fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
         std::thread::sleep(Duration::from_millis(16));
     }
     h.get_by_label_contains("input level (loudest 50 ms): -");
+    // The heatmap explains the class shown.
+    let shown = h.state().shown_class().expect("a class on screen");
+    h.get_by_label_contains(&format!("Grad-CAM for {shown}"));
 }

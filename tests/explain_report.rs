@@ -101,3 +101,38 @@ fn explain_renders_an_ensemble_with_its_member_selector() {
     assert_eq!(probabilities["member_probabilities"].as_array().unwrap().len(), 8);
     assert!(out.join("filters.png").is_file() && out.join("prediction.png").is_file());
 }
+
+/// Live mode's Grad-CAM (the analysis keeps each member's pooling input; only the pooling and
+/// head run again) gives what the analysis and a separate Grad-CAM of the predicted class give,
+/// on the bundled emotion ensemble and a real sentence.
+#[test]
+fn grad_cam_from_the_analysis_kept_inputs_matches_a_separate_grad_cam() {
+    use burn::tensor::Device;
+    use iconnet::explain::{self, attribution};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/emotion.ensemble");
+    let inference = iconnet::model::Ensemble::load(&path, &Device::flex()).unwrap();
+    let autodiff = attribution::load_for_attribution(&path, &Device::flex()).unwrap();
+    let file = common::shared_data().join("emotion/03-01-05-01-01-01-02.wav");
+    let (samples, _) = iconnet::audio::load_for_model(&file, 8000, 0).unwrap();
+    let (analysis, kept) = explain::analyse_ensemble_keeping(&inference, &samples).unwrap();
+    let reference = explain::analyse_ensemble(&inference, &samples).unwrap();
+    assert_eq!(analysis.probabilities, reference.probabilities);
+    assert_eq!(analysis.attention, reference.attention);
+    assert_eq!(kept.len(), 8);
+    let map = attribution::grad_cam_from_kept(&autodiff, &kept, analysis.top_class).unwrap();
+    let separate = attribution::explain_ensemble(
+        &autodiff,
+        &samples,
+        attribution::HeatmapMethod::GradCam,
+        analysis.top_class,
+        16,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(map.class, separate.class);
+    assert_eq!(map.values.len(), separate.values.len());
+    for (a, b) in map.values.iter().zip(&separate.values) {
+        assert!((a - b).abs() < 1e-4, "{a} against {b}");
+    }
+    assert!(attribution::grad_cam_from_kept(&autodiff, &kept[..7], 0).is_err());
+}

@@ -272,6 +272,53 @@ fn grad_cam_is_deterministic_and_covers_valid_frames() {
     assert!(a[0].iter().all(|v| *v >= 0.0 && v.is_finite()));
 }
 
+/// Grad-CAM from a pooling input kept by an inference pass (another device, no autodiff)
+/// equals Grad-CAM computed on the autodiff model, for every class and for two clips of
+/// different lengths; the kept pass's logits are the model's.
+#[test]
+fn grad_cam_from_a_kept_pooling_input_matches_grad_cam() {
+    let device = Device::flex().autodiff();
+    let mut config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
+    config.pooling_std = true;
+    // The same weights on flex (inference) and on flex with autodiff, through a checkpoint.
+    let made = IConNet::new(&config, &Device::flex());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.iconnet");
+    let card = iconnet::model::checkpoint::ModelCard::new("tiny", &made);
+    iconnet::model::checkpoint::save(&made, &card, &path).unwrap();
+    let (inference, _) = iconnet::model::checkpoint::load(&path, &Device::flex()).unwrap();
+    let (model, _) = iconnet::model::checkpoint::load(&path, &device).unwrap();
+    let model = model.without_dropout();
+    let (x, y) = (noise(6000, 21), noise(3500, 22));
+    let batch = AudioBatch::from_clips(&[&x, &y], 3000);
+    let (forward, kept) = inference.forward_keeping_pooling_input(&batch);
+    assert_eq!(kept.valid_frames, forward.valid_frames);
+    let logits: Vec<f32> = forward.logits.into_data().try_to_vec().unwrap();
+    let alone: Vec<f32> = model.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    for (a, b) in logits.iter().zip(&alone) {
+        assert!((a - b).abs() < 1e-5, "{logits:?} against {alone:?}");
+    }
+    for class in 0..3 {
+        let from_kept = model.grad_cam_from(&kept, class).unwrap();
+        let direct = model.grad_cam(&batch, class).unwrap();
+        assert_eq!(from_kept.len(), 2);
+        for (clip, (a, b)) in from_kept.iter().zip(&direct).enumerate() {
+            assert_eq!(a.len(), b.len());
+            for (u, v) in a.iter().zip(b) {
+                assert!(
+                    (u - v).abs() <= 1e-5 * (1.0 + v.abs()),
+                    "class {class}, clip {clip}: {u} against {v}"
+                );
+            }
+        }
+    }
+    assert!(model.grad_cam_from(&kept, 3).is_err());
+    assert!(
+        inference.grad_cam_from(&kept, 0).is_err(),
+        "needs an autodiff device"
+    );
+}
+
 /// Frames the pooling leaves out (silence, with `active_frames_db`) get no Grad-CAM weight:
 /// they cannot have moved the score, though their features are not zero. Mean pooling, as in
 /// the bundled emotion model.

@@ -13,9 +13,12 @@ use burn::tensor::Device;
 use iconnet::live::{InputSpec, LiveConfig, LiveEvent, LiveSession, LiveSummary};
 use iconnet::model::Ensemble;
 
+fn model_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.iconnet")
+}
+
 fn model() -> Ensemble {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.iconnet");
-    Ensemble::load(&path, &Device::flex()).unwrap()
+    Ensemble::load(&model_path(), &Device::flex()).unwrap()
 }
 
 fn speech_file() -> PathBuf {
@@ -24,7 +27,7 @@ fn speech_file() -> PathBuf {
 
 /// Runs a session to its end; returns latencies (ms), errors and the summary.
 fn run(input: InputSpec, config: LiveConfig) -> (Vec<f64>, Vec<String>, LiveSummary) {
-    let session = LiveSession::start(model(), input, config, || {});
+    let session = LiveSession::start(model(), None, input, config, || {});
     let (mut latencies, mut errors) = (Vec::new(), Vec::new());
     loop {
         match session
@@ -53,6 +56,7 @@ fn a_file_played_in_real_time_gives_results_and_an_identical_recording() {
         smoothing: 0.6,
         record: Some(out.clone()),
         quiet_below_dbfs: -50.0,
+        grad_cam: false,
     };
     let (latencies, errors, summary) = run(InputSpec::File(speech_file()), config);
     assert!(errors.is_empty(), "{errors:?}");
@@ -136,7 +140,8 @@ fn a_killed_live_session_leaves_a_loadable_recording() {
 }
 
 /// Speech, then four seconds of digital silence: once the window holds no sound it is quiet,
-/// and the probabilities on screen stay those of the last window with sound.
+/// and the probabilities on screen stay those of the last window with sound. With an explainer
+/// every window comes with Grad-CAM of the class shown.
 #[test]
 fn quiet_input_holds_the_last_prediction_with_sound() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,7 +150,15 @@ fn quiet_input_holds_the_last_prediction_with_sound() {
     let mut samples = speech.samples.clone();
     samples.extend(std::iter::repeat_n(0.0, 4 * speech.sample_rate as usize));
     common::write_wav16(&input, &samples, speech.sample_rate);
-    let session = LiveSession::start(model(), InputSpec::File(input), LiveConfig::for_rate(8000), || {});
+    let explainer =
+        iconnet::explain::attribution::load_for_attribution(&model_path(), &Device::flex()).unwrap();
+    let session = LiveSession::start(
+        model(),
+        Some(explainer),
+        InputSpec::File(input),
+        LiveConfig::for_rate(8000),
+        || {},
+    );
     let mut frames = Vec::new();
     loop {
         match session
@@ -158,6 +171,14 @@ fn quiet_input_holds_the_last_prediction_with_sound() {
             LiveEvent::Stopped(_) => break,
             LiveEvent::Started { .. } => {}
         }
+    }
+    for f in &frames {
+        let map = f.grad_cam.as_ref().expect("Grad-CAM with an explainer");
+        assert_eq!(
+            map.class.as_deref(),
+            Some(f.analysis.classes[f.analysis.top_class].as_str())
+        );
+        assert_eq!(map.values.len(), f.analysis.attention.len());
     }
     let heard: Vec<usize> = (0..frames.len()).filter(|&i| !frames[i].quiet).collect();
     let last_heard = *heard.last().expect("windows with speech");

@@ -167,7 +167,10 @@ impl LiveApp {
         };
         let duration = recording.duration_s();
         self.data.recording = Some(Arc::new(recording));
-        self.data.heatmap = Some(Arc::new(attribution::attention(&frame.analysis)));
+        self.data.heatmap = Some(Arc::new(match &frame.grad_cam {
+            Some(map) => map.clone(),
+            None => attribution::attention(&frame.analysis),
+        }));
         let mut analysis = frame.analysis.clone();
         if !self.smooth && !frame.quiet {
             analysis.probabilities = frame.raw_probabilities.clone();
@@ -181,6 +184,12 @@ impl LiveApp {
     /// Whether a result is on screen.
     pub fn has_result(&self) -> bool {
         self.frame.is_some()
+    }
+
+    /// The class the prediction panel shows as the top class.
+    pub fn shown_class(&self) -> Option<String> {
+        let a = self.data.analysis.as_ref()?;
+        a.classes.get(a.top_class).cloned()
     }
 
     pub fn frame_ui(&mut self, ui: &mut Ui) {

@@ -171,6 +171,35 @@ pub fn explain_ensemble(
     average_heatmaps(maps)
 }
 
+/// Grad-CAM for `class` from the pooling inputs an analysis kept
+/// ([`super::analyse_ensemble_keeping`], one per member, in member order): only each member's
+/// pooling and head run again, on `explainer`, the same ensemble on an autodiff device. Live
+/// mode explains every window this way for a fraction of the analysis's time.
+pub fn grad_cam_from_kept(
+    explainer: &Ensemble,
+    kept: &[crate::model::PoolingInput],
+    class: usize,
+) -> Result<Heatmap, String> {
+    use rayon::prelude::*;
+    if kept.len() != explainer.len() {
+        return Err(format!(
+            "{} pooling inputs for an ensemble of {}",
+            kept.len(),
+            explainer.len()
+        ));
+    }
+    let maps: Vec<Heatmap> = explainer
+        .members
+        .par_iter()
+        .zip(kept)
+        .map(|(m, input)| {
+            let values = m.model.grad_cam_from(input, class)?.remove(0);
+            Ok(heatmap(&m.model, HeatmapMethod::GradCam, Some(class), values))
+        })
+        .collect::<Result<_, String>>()?;
+    average_heatmaps(maps)
+}
+
 /// One heatmap from the members' maps of the same clip. A single map is returned as it is; for
 /// several, each is first scaled to a maximum of one and the scaled maps are averaged, so every
 /// member has the same say whatever the scale of its gradients.

@@ -7,7 +7,7 @@ pub mod export;
 use burn::tensor::activation::softmax;
 
 use crate::dsp::kernel::{bandpass_kernel, generalized_cosine_window, magnitude_response_db};
-use crate::model::{AudioBatch, Ensemble, IConNet};
+use crate::model::{AudioBatch, Ensemble, IConNet, PoolingInput};
 
 /// One learned filter of one block (for a multi-channel block: one input channel's kernel).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -173,9 +173,35 @@ pub fn held_out_vote(analysis: &Analysis, held_out: &[usize], group: &str) -> Op
 
 /// Runs `model` on one normalised clip at the model's rate.
 pub fn analyse(model: &IConNet, samples: &[f32]) -> Analysis {
+    let batch = AudioBatch::from_clips(&[samples], model.config.min_samples());
+    analysis_of(model, samples, model.forward(&batch))
+}
+
+/// [`analyse`], keeping what the pooling read so that a class can be explained afterwards
+/// without running the front-end again (see `attribution::grad_cam_from_kept`).
+pub fn analyse_keeping(model: &IConNet, samples: &[f32]) -> (Analysis, PoolingInput) {
+    let batch = AudioBatch::from_clips(&[samples], model.config.min_samples());
+    let (out, kept) = model.forward_keeping_pooling_input(&batch);
+    (analysis_of(model, samples, out), kept)
+}
+
+/// [`analyse_ensemble`], keeping each member's pooling input (in member order).
+pub fn analyse_ensemble_keeping(
+    ensemble: &Ensemble,
+    samples: &[f32],
+) -> Result<(Analysis, Vec<PoolingInput>), String> {
+    use rayon::prelude::*;
+    let (analyses, kept): (Vec<Analysis>, Vec<PoolingInput>) = ensemble
+        .members
+        .par_iter()
+        .map(|m| analyse_keeping(&m.model, samples))
+        .unzip();
+    Ok((average_analyses(analyses)?, kept))
+}
+
+/// The analysis of `samples` from `model`'s forward pass over them (a batch of that one clip).
+fn analysis_of(model: &IConNet, samples: &[f32], out: crate::model::Forward) -> Analysis {
     let config = &model.config;
-    let batch = AudioBatch::from_clips(&[samples], config.min_samples());
-    let out = model.forward(&batch);
     let probabilities: Vec<f32> = softmax(out.logits, 1).into_data().try_to_vec().expect("f32");
     let valid = out.valid_frames[0];
     let attention: Vec<f32> = out.attention.into_data().try_to_vec::<f32>().expect("f32")[..valid].to_vec();

@@ -12,6 +12,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::explain::attribution::{self, Heatmap};
 use crate::explain::{self, Analysis};
 use crate::model::Ensemble;
 use recorder::WavRecorder;
@@ -33,6 +34,11 @@ pub struct LiveConfig {
     /// Normalisation would otherwise blow room noise up to the level of speech and the bars
     /// would follow the noise.
     pub quiet_below_dbfs: f32,
+    /// Explain each window with Grad-CAM of the class shown (from the analysis's kept pooling
+    /// input: only the pooling and head run again); otherwise the heatmap is the pooling
+    /// weights. [`LiveSession::start_from_file`] loads the explainer when this is set;
+    /// [`LiveSession::start`] takes it as an argument.
+    pub grad_cam: bool,
 }
 
 impl LiveConfig {
@@ -44,6 +50,7 @@ impl LiveConfig {
             smoothing: 0.6,
             record: None,
             quiet_below_dbfs: -50.0,
+            grad_cam: false,
         }
     }
 }
@@ -72,6 +79,9 @@ pub struct LiveFrame {
     /// Quiet, and `analysis.probabilities` are held from the last window with sound (false when
     /// no window has had sound yet: then they are this window's own).
     pub held: bool,
+    /// Grad-CAM of the class shown (`analysis.top_class`, after smoothing and holding), with
+    /// an explainer.
+    pub grad_cam: Option<Heatmap>,
 }
 
 /// What the live session reports.
@@ -106,15 +116,18 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
-    /// Starts capturing from `input` and analysing with `model` (on a CPU/GPU device, not
-    /// autodiff). `notify` is called after every event.
+    /// Starts capturing from `input` and analysing with `model` (on a CPU/GPU device).
+    /// `explainer`, the same ensemble on an autodiff device
+    /// (`attribution::load_for_attribution`), adds Grad-CAM to every window. `notify` is called
+    /// after every event.
     pub fn start(
         model: Ensemble,
+        explainer: Option<Ensemble>,
         input: InputSpec,
         config: LiveConfig,
         notify: impl Fn() + Send + 'static,
     ) -> Self {
-        Self::start_with(move || Ok(model), input, config, notify)
+        Self::start_with(move || Ok((model, explainer)), input, config, notify)
     }
 
     /// Like [`Self::start`], loading the checkpoint or ensemble at `path` onto `device` on the
@@ -126,11 +139,19 @@ impl LiveSession {
         config: LiveConfig,
         notify: impl Fn() + Send + 'static,
     ) -> Self {
-        Self::start_with(move || Ensemble::load(&path, &device), input, config, notify)
+        let grad_cam = config.grad_cam;
+        let load = move || {
+            let explainer = match grad_cam {
+                true => Some(attribution::load_for_attribution(&path, &device)?),
+                false => None,
+            };
+            Ok((Ensemble::load(&path, &device)?, explainer))
+        };
+        Self::start_with(load, input, config, notify)
     }
 
     fn start_with(
-        model: impl FnOnce() -> Result<Ensemble, String> + Send + 'static,
+        model: impl FnOnce() -> Result<(Ensemble, Option<Ensemble>), String> + Send + 'static,
         input: InputSpec,
         config: LiveConfig,
         notify: impl Fn() + Send + 'static,
@@ -146,11 +167,11 @@ impl LiveSession {
                     notify();
                 };
                 match model() {
-                    Ok(model) => {
+                    Ok((model, explainer)) => {
                         // A bug in the analysis must end the session with a message, not silently:
                         // the recording has been flushed up to the last hop either way.
                         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            run(&model, &input, &config, &thread_stop, &send)
+                            run(&model, explainer.as_ref(), &input, &config, &thread_stop, &send)
                         }));
                         if let Err(panic) = outcome {
                             let what = panic
@@ -193,6 +214,7 @@ impl Drop for LiveSession {
 
 fn run(
     model: &Ensemble,
+    explainer: Option<&Ensemble>,
     input: &InputSpec,
     config: &LiveConfig,
     stop: &AtomicBool,
@@ -203,7 +225,11 @@ fn run(
     // than later ones for the bundled emotion ensemble): done on silence before capture starts,
     // it stays off the first window's latency.
     let warm_up = vec![0f32; (config.window_s * model.config().sample_rate as f64) as usize];
-    let _ = explain::analyse_ensemble(model, &warm_up);
+    if let Ok((a, kept)) = explain::analyse_ensemble_keeping(model, &warm_up)
+        && let Some(explainer) = explainer
+    {
+        let _ = attribution::grad_cam_from_kept(explainer, &kept, a.top_class);
+    }
     let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1 << 20);
     let (err_tx, err_rx): (Sender<String>, Receiver<String>) = channel();
     let source = match source::start(input, producer, err_tx) {
@@ -280,6 +306,7 @@ fn run(
             let start = history.len().saturating_sub(window);
             let frame = analyse_window(
                 model,
+                explainer,
                 &history[start..],
                 rate,
                 config,
@@ -344,6 +371,7 @@ fn run(
 /// `last_heard`: the (shown, raw) probabilities of the last window with sound.
 fn analyse_window(
     model: &Ensemble,
+    explainer: Option<&Ensemble>,
     window: &[f32],
     rate: u32,
     config: &LiveConfig,
@@ -354,7 +382,7 @@ fn analyse_window(
     let quiet = level_dbfs < config.quiet_below_dbfs;
     let mut samples = crate::audio::resample::resample(window, rate, model.config().sample_rate)?;
     crate::audio::normalize(&mut samples);
-    let mut analysis = explain::analyse_ensemble(model, &samples)?;
+    let (mut analysis, kept) = explain::analyse_ensemble_keeping(model, &samples)?;
     let raw = analysis.probabilities.clone();
     if quiet {
         if let Some((shown, _)) = last_heard {
@@ -379,6 +407,14 @@ fn analyse_window(
         *last_heard = Some((analysis.probabilities.clone(), raw.clone()));
     }
     let held = quiet && last_heard.is_some();
+    let grad_cam = match explainer {
+        Some(explainer) => Some(attribution::grad_cam_from_kept(
+            explainer,
+            &kept,
+            analysis.top_class,
+        )?),
+        None => None,
+    };
     let raw_probabilities = match (quiet, last_heard.as_ref()) {
         (true, Some((_, heard))) => heard.clone(),
         _ => raw,
@@ -394,6 +430,7 @@ fn analyse_window(
         level_dbfs,
         quiet,
         held,
+        grad_cam,
     })
 }
 

@@ -14,4 +14,4 @@ pub mod standardize;
 
 pub use config::{ContextConfig, FirBlockConfig, FrontEndConfig, ModelConfig, PoolingKind};
 pub use ensemble::Ensemble;
-pub use network::{AudioBatch, Forward, IConNet};
+pub use network::{AudioBatch, Forward, IConNet, PoolingInput};

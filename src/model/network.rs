@@ -99,6 +99,18 @@ pub struct Forward {
     pub tape: Vec<TapeEntry>,
 }
 
+/// What the pooling read in one forward pass: enough to run the pooling and the head again.
+#[derive(Clone, Debug)]
+pub struct PoolingInput {
+    /// `[batch, channels, frames]`, row-major.
+    pub features: Vec<f32>,
+    pub dims: [usize; 3],
+    /// `[batch * frames]`: the frames the pooling ignores (past a clip's end, or silence).
+    pub padding: Vec<bool>,
+    /// Valid frames per clip.
+    pub valid_frames: Vec<usize>,
+}
+
 /// The whole model.
 #[derive(Module, Debug)]
 pub struct IConNet {
@@ -166,19 +178,29 @@ impl IConNet {
         self.forward_with_leaf(batch, Leaf::None).0
     }
 
-    /// Forward pass that also returns a gradient leaf: the input `[batch, 1, time]` or the
-    /// pooling input `[batch, channels, frames]` (both detached copies on the model's device).
-    fn forward_with_leaf(&self, batch: &AudioBatch, leaf: Leaf) -> (Forward, Option<Tensor<3>>) {
+    /// Forward pass that also keeps what the pooling read ([`PoolingInput`]), so that
+    /// [`Self::grad_cam_from`] can explain any class later without the front-end. Nothing is
+    /// tracked, on any device.
+    pub fn forward_keeping_pooling_input(&self, batch: &AudioBatch) -> (Forward, PoolingInput) {
+        let (forward, _, kept) = self.forward_with_leaf(batch, Leaf::KeepPoolingInput);
+        (forward, kept.expect("the pooling input is kept when asked"))
+    }
+
+    /// Forward pass that also returns a gradient leaf, the input `[batch, 1, time]` (a detached
+    /// copy on the model's device), or keeps the pooling input.
+    fn forward_with_leaf(
+        &self,
+        batch: &AudioBatch,
+        leaf: Leaf,
+    ) -> (Forward, Option<Tensor<3>>, Option<PoolingInput>) {
         let device = self.device();
-        let track = device.is_autodiff();
-        // Grad-CAM's leaf is the pooling input, a detached copy: nothing before it needs a tape,
-        // so the front-end runs as at inference (remembered kernels, no saved spectra).
-        let track_front_end = track && leaf != Leaf::PoolingInput;
+        // Grad-CAM starts at a copy of the pooling input: nothing before it needs a tape, so
+        // the front-end runs as at inference (remembered kernels, no saved spectra).
+        let track = device.is_autodiff() && leaf != Leaf::KeepPoolingInput;
         let mut leaf_tensor = None;
         let (features, band_energy, tape) = match &self.config.front_end {
             FrontEndConfig::Fir { .. } => {
-                let (f, e, tape, input) =
-                    self.fir_features(batch, &device, track_front_end, leaf == Leaf::Input);
+                let (f, e, tape, input) = self.fir_features(batch, &device, track, leaf == Leaf::Input);
                 leaf_tensor = input;
                 (f, e, tape)
             }
@@ -211,7 +233,7 @@ impl IConNet {
         } else {
             features
         };
-        let (mut features, valid_frames) = match &self.context {
+        let (features, valid_frames) = match &self.context {
             Some(context) => context.forward(features, &valid_frames),
             None => (features, valid_frames),
         };
@@ -234,11 +256,13 @@ impl IConNet {
                 .zip(inactive)
                 .for_each(|(p, quiet)| *p |= quiet);
         }
+        let kept = (leaf == Leaf::KeepPoolingInput).then(|| PoolingInput {
+            dims: features.dims(),
+            features: features.clone().into_data().try_to_vec().expect("f32 features"),
+            padding: padding.clone(),
+            valid_frames: valid_frames.clone(),
+        });
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, frames]), &device);
-        if leaf == Leaf::PoolingInput && track {
-            features = Tensor::<3>::from_data(features.into_data(), &device).require_grad();
-            leaf_tensor = Some(features.clone());
-        }
         let (pooled, attention) = self.pooling.forward(features, padding);
         let forward = Forward {
             logits: self.head.forward(pooled),
@@ -247,39 +271,50 @@ impl IConNet {
             valid_frames,
             tape,
         };
-        (forward, leaf_tensor)
+        (forward, leaf_tensor, kept)
     }
 
     /// Grad-CAM over time for `class`: `relu(sum_c mean_t(dy/dA_c) * A_c(t))` on the pooling
     /// input `A [channels, frames]` of each clip, and 0 on frames the pooling gives no weight.
     /// Needs an autodiff device. Returns `[batch][valid frames]`.
     pub fn grad_cam(&self, batch: &AudioBatch, class: usize) -> Result<Vec<Vec<f32>>, String> {
-        if !self.device().is_autodiff() {
+        let (_, kept) = self.forward_keeping_pooling_input(batch);
+        self.grad_cam_from(&kept, class)
+    }
+
+    /// Grad-CAM for `class` from a pooling input kept by
+    /// [`Self::forward_keeping_pooling_input`] (of this model, on any device): only the pooling
+    /// and the head run again, here on this model's autodiff device, so explaining a class
+    /// after the prediction costs a fraction of a forward pass.
+    pub fn grad_cam_from(&self, input: &PoolingInput, class: usize) -> Result<Vec<Vec<f32>>, String> {
+        let device = self.device();
+        if !device.is_autodiff() {
             return Err("Grad-CAM needs the model on an autodiff device".into());
         }
-        let (out, leaf) = self.forward_with_leaf(batch, Leaf::PoolingInput);
-        let leaf = leaf.expect("pooling-input leaf on an autodiff device");
-        let [b, channels, frames] = leaf.dims();
+        let n_classes = self.config.classes.len();
+        if class >= n_classes {
+            return Err(format!("class {class} out of range ({n_classes} classes)"));
+        }
+        let [b, channels, frames] = input.dims;
+        let features = Tensor::<3>::from_data(TensorData::new(input.features.clone(), input.dims), &device)
+            .require_grad();
+        let padding =
+            Tensor::<2, Bool>::from_data(TensorData::new(input.padding.clone(), [b, frames]), &device);
+        let (pooled, attention) = self.pooling.forward(features.clone(), padding);
         // Frames the pooling gives no weight (silence left out by `--active-frames-db`) cannot
         // have moved the score, whatever their features hold.
-        let [_, weight_frames] = out.attention.dims();
-        let pooled: Vec<f32> = out
-            .attention
-            .clone()
-            .into_data()
-            .try_to_vec()
-            .expect("f32 weights");
-        let grads = class_score(out.logits, class).backward();
-        let g: Vec<f32> = leaf
+        let weights: Vec<f32> = attention.into_data().try_to_vec().expect("f32 weights");
+        let grads = class_score(self.head.forward(pooled), class).backward();
+        let g: Vec<f32> = features
             .grad(&grads)
             .ok_or("no gradient reached the pooling input")?
             .into_data()
             .try_to_vec()
             .expect("f32 gradient");
-        let a: Vec<f32> = leaf.into_data().try_to_vec().expect("f32 features");
+        let a = &input.features;
         Ok((0..b)
             .map(|i| {
-                let valid = out.valid_frames[i];
+                let valid = input.valid_frames[i];
                 let mut cam = vec![0f32; valid];
                 for c in 0..channels {
                     let row = (i * channels + c) * frames;
@@ -288,9 +323,9 @@ impl IConNet {
                         *v += weight * a[row + t];
                     }
                 }
-                let weights = &pooled[i * weight_frames..i * weight_frames + valid];
+                let pooled = &weights[i * frames..i * frames + valid];
                 cam.iter_mut()
-                    .zip(weights)
+                    .zip(pooled)
                     .for_each(|(v, &w)| *v = if w > 0.0 { v.max(0.0) } else { 0.0 });
                 cam
             })
@@ -310,7 +345,7 @@ impl IConNet {
                     .into(),
             );
         }
-        let (out, leaf) = self.forward_with_leaf(batch, Leaf::Input);
+        let (out, leaf, _) = self.forward_with_leaf(batch, Leaf::Input);
         let leaf = leaf.expect("input leaf on an autodiff device");
         let grads = class_score(out.logits, class).backward();
         let pending = out.tape.iter().map(|e| e.pooled.grad(&grads)).collect();
@@ -575,7 +610,8 @@ fn pool_frames(values: &[f32], time: usize, pool: usize) -> Vec<f32> {
 enum Leaf {
     None,
     Input,
-    PoolingInput,
+    /// No leaf and no tape: keep the pooling input instead.
+    KeepPoolingInput,
 }
 
 /// `sum_b logits[b, class]`: each clip's score for `class` (clips are independent).

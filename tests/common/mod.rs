@@ -43,10 +43,11 @@ pub fn write_wav16(path: &Path, samples: &[f32], rate: u32) {
 }
 
 /// The live window playing `file` through the model at `model` (flex backend, the defaults for
-/// the model's rate), driven headlessly.
+/// the model's rate, Grad-CAM of each window if `grad_cam`), driven headlessly.
 pub fn live_window(
     model: &Path,
     file: &Path,
+    grad_cam: bool,
 ) -> egui_kittest::Harness<'static, iconnet::app::live_view::LiveApp> {
     use iconnet::app::live_view::{LiveApp, LiveOptions};
     let device = burn::tensor::Device::flex();
@@ -57,7 +58,10 @@ pub fn live_window(
         model: view,
         device,
         input: iconnet::live::InputSpec::File(file.to_path_buf()),
-        config: iconnet::live::LiveConfig::for_rate(rate),
+        config: iconnet::live::LiveConfig {
+            grad_cam,
+            ..iconnet::live::LiveConfig::for_rate(rate)
+        },
         exit_at_end: false,
         backend: iconnet::backend::BackendChoice::Flex,
     };
