@@ -225,10 +225,15 @@ fn run(
     // than later ones for the bundled emotion ensemble): done on silence before capture starts,
     // it stays off the first window's latency.
     let warm_up = vec![0f32; (config.window_s * model.config().sample_rate as f64) as usize];
-    if let Ok((a, kept)) = explain::analyse_ensemble_keeping(model, &warm_up)
-        && let Some(explainer) = explainer
-    {
-        let _ = attribution::grad_cam_from_kept(explainer, &kept, a.top_class);
+    match explainer {
+        Some(explainer) => {
+            if let Ok((a, kept)) = explain::analyse_ensemble_keeping(model, &warm_up) {
+                let _ = attribution::grad_cam_from_kept(explainer, &kept, a.top_class);
+            }
+        }
+        None => {
+            let _ = explain::analyse_ensemble(model, &warm_up);
+        }
     }
     let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1 << 20);
     let (err_tx, err_rx): (Sender<String>, Receiver<String>) = channel();
@@ -382,7 +387,11 @@ fn analyse_window(
     let quiet = level_dbfs < config.quiet_below_dbfs;
     let mut samples = crate::audio::resample::resample(window, rate, model.config().sample_rate)?;
     crate::audio::normalize(&mut samples);
-    let (mut analysis, kept) = explain::analyse_ensemble_keeping(model, &samples)?;
+    // What the pooling read is kept only when something will explain it.
+    let (mut analysis, kept) = match explainer {
+        Some(_) => explain::analyse_ensemble_keeping(model, &samples).map(|(a, kept)| (a, Some(kept)))?,
+        None => (explain::analyse_ensemble(model, &samples)?, None),
+    };
     let raw = analysis.probabilities.clone();
     if quiet {
         if let Some((shown, _)) = last_heard {
@@ -407,13 +416,13 @@ fn analyse_window(
         *last_heard = Some((analysis.probabilities.clone(), raw.clone()));
     }
     let held = quiet && last_heard.is_some();
-    let grad_cam = match explainer {
-        Some(explainer) => Some(attribution::grad_cam_from_kept(
+    let grad_cam = match (explainer, kept) {
+        (Some(explainer), Some(kept)) => Some(attribution::grad_cam_from_kept(
             explainer,
             &kept,
             analysis.top_class,
         )?),
-        None => None,
+        _ => None,
     };
     let raw_probabilities = match (quiet, last_heard.as_ref()) {
         (true, Some((_, heard))) => heard.clone(),
