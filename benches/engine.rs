@@ -195,6 +195,50 @@ fn predict(c: &mut Criterion) {
     group.finish();
 }
 
+/// What the app and live mode pay to explain a window of the bundled emotion ensemble (8 members,
+/// mean pooling): the analysis alone, the analysis keeping what each member's pooling read plus
+/// Grad-CAM from it (live mode), and Grad-CAM from scratch (the app's heatmap menu).
+fn explain_window(c: &mut Criterion) {
+    use iconnet::explain::{self, attribution};
+    iconnet::memory::keep_freed_memory();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/emotion.ensemble");
+    let inference = iconnet::model::Ensemble::load(&path, &Device::flex()).unwrap();
+    let explainer = attribution::load_for_attribution(&path, &Device::flex()).unwrap();
+    let wav = common::shared_data().join("emotion/03-01-05-01-01-01-02.wav");
+    let (samples, _) = iconnet::audio::load_for_model(&wav, 8000, 0).unwrap();
+    let window = &samples[4000..4000 + 24_000];
+    let mut group = c.benchmark_group("explain a 3 s window, bundled emotion ensemble");
+    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    group.bench_function("analysis", |b| {
+        b.iter(|| black_box(explain::analyse_ensemble(&inference, window).unwrap()))
+    });
+    group.bench_function(
+        "analysis + Grad-CAM of the top class from the kept pooling input (live)",
+        |b| {
+            b.iter(|| {
+                let (a, kept) = explain::analyse_ensemble_keeping(&inference, window).unwrap();
+                black_box(attribution::grad_cam_from_kept(&explainer, &kept, a.top_class).unwrap())
+            })
+        },
+    );
+    group.bench_function("Grad-CAM from the waveform (app)", |b| {
+        b.iter(|| {
+            black_box(
+                attribution::explain_ensemble(
+                    &explainer,
+                    window,
+                    attribution::HeatmapMethod::GradCam,
+                    0,
+                    16,
+                    |_| {},
+                )
+                .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
 fn train_step(c: &mut Criterion) {
     iconnet::memory::keep_freed_memory();
     // Batch 8 x 3 s at 16 kHz: forward, backward through the FFT op, global clip, RAdam step.
@@ -223,5 +267,12 @@ fn train_step(c: &mut Criterion) {
     black_box(m.valid());
 }
 
-criterion_group!(engine, kernels_and_front_end, context, predict, train_step);
+criterion_group!(
+    engine,
+    kernels_and_front_end,
+    context,
+    predict,
+    explain_window,
+    train_step
+);
 criterion_main!(engine);
