@@ -104,9 +104,10 @@ pub struct LiveArgs {
     /// last prediction with sound stays on screen. -120 turns this off.
     #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
     pub quiet_below_db: f32,
-    /// The heatmap over each window: `grad-cam` (Grad-CAM of the predicted class, from the same
-    /// pass as the probabilities) or `pooling` (the pooling weights). Default: the model's
-    /// attention when it has some, Grad-CAM for a mean-pooling model.
+    /// The heatmap over each window: `grad-cam` (Grad-CAM of the class on screen, from what the
+    /// analysis's pooling read: only the pooling and head run again) or `pooling` (the pooling
+    /// weights). Default: the model's attention when it has some, Grad-CAM for a mean-pooling
+    /// model.
     #[arg(long)]
     pub heatmap: Option<LiveHeatmap>,
 }
@@ -1604,5 +1605,29 @@ mod tests {
         assert_eq!(args.taps, vec![255, 63]);
         assert_eq!(args.head_hidden, vec![32]);
         assert!(Cli::try_parse_from(["iconnet", "train", "data", "--spectral-frame-ms", "64,-1"]).is_err());
+    }
+
+    #[test]
+    fn live_takes_a_negative_quiet_level_and_a_heatmap() {
+        let cli = Cli::try_parse_from([
+            "iconnet",
+            "live",
+            "--quiet-below-db",
+            "-60",
+            "--heatmap",
+            "grad-cam",
+        ])
+        .unwrap();
+        let Some(Command::Live(args)) = cli.command else {
+            panic!("not a live command");
+        };
+        assert_eq!(args.quiet_below_db, -60.0);
+        assert_eq!(args.heatmap, Some(LiveHeatmap::GradCam));
+        let cli = Cli::try_parse_from(["iconnet", "live"]).unwrap();
+        let Some(Command::Live(args)) = cli.command else {
+            panic!("not a live command");
+        };
+        assert_eq!((args.quiet_below_db, args.heatmap), (-50.0, None));
+        assert!(Cli::try_parse_from(["iconnet", "live", "--heatmap", "attention"]).is_err());
     }
 }
