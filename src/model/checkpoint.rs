@@ -86,9 +86,15 @@ impl ModelCard {
     /// group this model trained on or chose its checkpoint on, and which group, when the card's
     /// layout gives file names their group.
     pub fn saw_group_of(&self, stem: &str) -> Option<String> {
-        let layout = self.training.get("layout")?.as_str()?;
-        let group = crate::train::dataset::group_of_file(layout, stem)?;
+        let group = self.group_of(stem)?;
         self.saw_group(&group).then_some(group)
+    }
+
+    /// The group of the recording named `stem` under this card's layout; None when the card
+    /// does not say its layout or the layout's file names do not give the group.
+    pub fn group_of(&self, stem: &str) -> Option<String> {
+        let layout = self.training.get("layout")?.as_str()?;
+        crate::train::dataset::group_of_file(layout, stem)
     }
 
     /// Whether this model trained on `group` or chose its checkpoint on it.
@@ -129,13 +135,7 @@ pub fn cards_that_never_saw<'a>(cards: impl IntoIterator<Item = &'a ModelCard>, 
     cards
         .into_iter()
         .enumerate()
-        .filter(|(_, card)| {
-            card.training
-                .get("layout")
-                .and_then(|l| l.as_str())
-                .and_then(|layout| crate::train::dataset::group_of_file(layout, stem))
-                .is_some_and(|group| !card.saw_group(&group))
-        })
+        .filter(|(_, card)| card.group_of(stem).is_some_and(|group| !card.saw_group(&group)))
         .map(|(i, _)| i)
         .collect()
 }
