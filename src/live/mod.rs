@@ -224,17 +224,12 @@ fn run(
     // The first analysis computes every member's kernels and their spectra (about 60 ms more
     // than later ones for the bundled emotion ensemble): done on silence before capture starts,
     // it stays off the first window's latency.
-    let warm_up = vec![0f32; (config.window_s * model.config().sample_rate as f64) as usize];
-    match explainer {
-        Some(explainer) => {
-            if let Ok((a, kept)) = explain::analyse_ensemble_keeping(model, &warm_up) {
-                let _ = attribution::grad_cam_from_kept(explainer, &kept, a.top_class);
-            }
-        }
-        None => {
-            let _ = explain::analyse_ensemble(model, &warm_up);
-        }
-    }
+    // It goes through `analyse_window` like every later window, with throwaway smoothing state.
+    let model_rate = model.config().sample_rate;
+    let warm_up = vec![0f32; (config.window_s * model_rate as f64) as usize];
+    let _ = analyse_window(
+        model, explainer, &warm_up, model_rate, config, &mut None, &mut None,
+    );
     let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1 << 20);
     let (err_tx, err_rx): (Sender<String>, Receiver<String>) = channel();
     let source = match source::start(input, producer, err_tx) {
@@ -262,7 +257,6 @@ fn run(
         },
         None => None,
     };
-    let model_rate = model.config().sample_rate;
     let window = ((config.window_s * rate as f64) as usize).max(1);
     let hop = ((config.hop_s * rate as f64) as usize).max(1);
     let min_samples = ((model.config().min_samples() as f64 * rate as f64 / model_rate as f64) as usize)
