@@ -104,6 +104,11 @@ pub struct LiveArgs {
     /// last prediction with sound stays on screen. -120 turns this off.
     #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
     pub quiet_below_db: f32,
+    /// Windows whose loudest 50 ms is less than this many dB above the room's noise floor (the
+    /// quietest 50 ms of the last 10 s) count as quiet too, for noisy rooms. Default: 12 for
+    /// speech models, off (0) for heart sounds, whose quiet diastole is part of the signal.
+    #[arg(long, value_parser = non_negative_f32)]
+    pub quiet_above_floor_db: Option<f32>,
     /// The heatmap over each window: `grad-cam` (Grad-CAM of the class on screen, from what the
     /// analysis's pooling read: only the pooling and head run again) or `pooling` (the pooling
     /// weights). Default: the model's attention when it has some, Grad-CAM for a mean-pooling
@@ -262,6 +267,10 @@ pub struct TrainArgs {
     /// architectures were sized for 16 kHz speech: at 2 kHz, 511 taps span 255 ms.
     #[arg(long, value_delimiter = ',')]
     pub taps: Vec<usize>,
+    /// Band-pass filters of each FIR block, comma separated (M13: 128,32). Fewer, wider bands
+    /// average over a voice's harmonics, which say more about who speaks than how.
+    #[arg(long, value_delimiter = ',')]
+    pub filters: Vec<usize>,
     /// Widths of the head's hidden layers, comma separated (default: the architecture's, M13
     /// 256,256). Each is a LayerNorm and a linear layer; a smaller head has fewer weights to
     /// fit the training speakers with.
@@ -357,6 +366,13 @@ fn positive_f64(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("expected a number above 0, got '{text}'")),
+    }
+}
+
+fn non_negative_f32(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("expected a number of 0 or more, got '{text}'")),
     }
 }
 
@@ -469,6 +485,9 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
         ));
     }
     config.quiet_below_dbfs = args.quiet_below_db;
+    if let Some(margin) = args.quiet_above_floor_db {
+        config.quiet_above_floor_db = (margin > 0.0).then_some(margin);
+    }
     config.grad_cam = match args.heatmap {
         Some(h) => h == LiveHeatmap::GradCam,
         None => {
@@ -517,6 +536,7 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
                 line["real_time_factor"] = json!(f.real_time_factor);
                 line["skipped_windows"] = json!(f.skipped_windows);
                 line["level_dbfs"] = json!(f.level_dbfs);
+                line["noise_floor_dbfs"] = json!(f.noise_floor_dbfs);
                 line["quiet"] = json!(f.quiet);
                 line["held"] = json!(f.held);
                 if let Some(map) = &f.grad_cam {
@@ -1093,6 +1113,9 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     if !args.taps.is_empty() {
         config.set_taps(&args.taps)?;
     }
+    if !args.filters.is_empty() {
+        config.set_filters(&args.filters)?;
+    }
     if !args.head_hidden.is_empty() {
         if args.head_hidden.contains(&0) {
             return Err("--head-hidden: every hidden layer needs a width of at least 1".into());
@@ -1596,6 +1619,8 @@ mod tests {
             "255,63",
             "--head-hidden",
             "32",
+            "--filters",
+            "32,16",
         ])
         .unwrap();
         let Some(Command::Train(args)) = cli.command else {
@@ -1604,6 +1629,7 @@ mod tests {
         assert_eq!(args.spectral_frame_ms, vec![64.0, 16.0]);
         assert_eq!(args.taps, vec![255, 63]);
         assert_eq!(args.head_hidden, vec![32]);
+        assert_eq!(args.filters, vec![32, 16]);
         assert!(Cli::try_parse_from(["iconnet", "train", "data", "--spectral-frame-ms", "64,-1"]).is_err());
     }
 
@@ -1616,6 +1642,8 @@ mod tests {
             "-60",
             "--heatmap",
             "grad-cam",
+            "--quiet-above-floor-db",
+            "0",
         ])
         .unwrap();
         let Some(Command::Live(args)) = cli.command else {
@@ -1623,11 +1651,13 @@ mod tests {
         };
         assert_eq!(args.quiet_below_db, -60.0);
         assert_eq!(args.heatmap, Some(LiveHeatmap::GradCam));
+        assert_eq!(args.quiet_above_floor_db, Some(0.0));
         let cli = Cli::try_parse_from(["iconnet", "live"]).unwrap();
         let Some(Command::Live(args)) = cli.command else {
             panic!("not a live command");
         };
         assert_eq!((args.quiet_below_db, args.heatmap), (-50.0, None));
         assert!(Cli::try_parse_from(["iconnet", "live", "--heatmap", "attention"]).is_err());
+        assert!(Cli::try_parse_from(["iconnet", "live", "--quiet-above-floor-db", "-3"]).is_err());
     }
 }

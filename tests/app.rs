@@ -296,7 +296,7 @@ fn exports_write_the_heatmap_labels_filters_and_probabilities() {
     assert!(filters.starts_with("block,filter,channel,f_low_hz"));
 }
 
-/// The live window shows the input level, explains each window with Grad-CAM of the class on
+/// The live window shows the input level and the room's noise floor, explains each window with Grad-CAM of the class on
 /// screen, and once the input goes quiet says that the probabilities are held from the last
 /// window with sound.
 #[test]
@@ -321,6 +321,9 @@ fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
         std::thread::sleep(Duration::from_millis(16));
     }
     h.get_by_label_contains("input level (loudest 50 ms): -");
+    h.get_by_label_contains("room noise (quietest 50 ms, last 10 s): -");
+    // Digital silence is quiet by the absolute threshold, and the note says so.
+    h.get_by_label_contains("quiet (below -50 dBFS)");
     // The heatmap explains the class shown.
     let shown = h.state().shown_class().expect("a class on screen");
     h.get_by_label_contains(&format!("Grad-CAM for {shown}"));

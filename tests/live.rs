@@ -56,6 +56,7 @@ fn a_file_played_in_real_time_gives_results_and_an_identical_recording() {
         smoothing: 0.6,
         record: Some(out.clone()),
         quiet_below_dbfs: -50.0,
+        quiet_above_floor_db: Some(12.0),
         grad_cam: false,
     };
     let (latencies, errors, summary) = run(InputSpec::File(speech_file()), config);
@@ -152,26 +153,13 @@ fn quiet_input_holds_the_last_prediction_with_sound() {
     common::write_wav16(&input, &samples, speech.sample_rate);
     let explainer =
         iconnet::explain::attribution::load_for_attribution(&model_path(), &Device::flex()).unwrap();
-    let session = LiveSession::start(
+    let frames = frames_of(LiveSession::start(
         model(),
         Some(explainer),
         InputSpec::File(input),
         LiveConfig::for_rate(8000),
         || {},
-    );
-    let mut frames = Vec::new();
-    loop {
-        match session
-            .events
-            .recv_timeout(Duration::from_secs(60))
-            .expect("live events")
-        {
-            LiveEvent::Frame(f) => frames.push(f),
-            LiveEvent::Error(e) => panic!("{e}"),
-            LiveEvent::Stopped(_) => break,
-            LiveEvent::Started { .. } => {}
-        }
-    }
+    ));
     for f in &frames {
         let map = f.grad_cam.as_ref().expect("Grad-CAM with an explainer");
         assert_eq!(
@@ -196,4 +184,90 @@ fn quiet_input_holds_the_last_prediction_with_sound() {
         );
         assert_eq!(f.raw_probabilities, frames[last_heard].raw_probabilities);
     }
+}
+
+/// Collects a session's frames to its end.
+fn frames_of(session: LiveSession) -> Vec<std::sync::Arc<iconnet::live::LiveFrame>> {
+    let mut frames = Vec::new();
+    loop {
+        match session
+            .events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("live events")
+        {
+            LiveEvent::Frame(f) => frames.push(f),
+            LiveEvent::Error(e) => panic!("{e}"),
+            LiveEvent::Stopped(_) => return frames,
+            LiveEvent::Started { .. } => {}
+        }
+    }
+}
+
+/// In a noisy room the level never falls below the absolute threshold: the sentence with
+/// white noise at -45 dBFS under it, then 4 s of that noise alone. Windows of noise alone are
+/// quiet by their distance from the room's noise floor, and hold the last prediction; with the
+/// margin turned off they are not.
+#[test]
+fn a_noisy_room_counts_as_quiet_by_its_noise_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("speech-in-noise.wav");
+    let speech = iconnet::audio::load(&speech_file()).unwrap();
+    let rate = speech.sample_rate;
+    let mut samples = speech.samples.clone();
+    samples.extend(std::iter::repeat_n(0.0, 4 * rate as usize));
+    // Uniform noise of RMS a / sqrt(3) = 10^(-45/20).
+    let a = 10f32.powf(-45.0 / 20.0) * 3f32.sqrt();
+    let mut seed = 12345u32;
+    for v in &mut samples {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *v += a * ((seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
+    }
+    common::write_wav16(&input, &samples, rate);
+    let speech_s = speech.samples.len() as f64 / rate as f64;
+    let config = LiveConfig::for_rate(8000);
+    assert_eq!(config.quiet_above_floor_db, Some(12.0));
+    let noise_only = |f: &iconnet::live::LiveFrame| f.end_s - config.window_s >= speech_s;
+
+    let frames = frames_of(LiveSession::start(
+        model(),
+        None,
+        InputSpec::File(input.clone()),
+        config.clone(),
+        || {},
+    ));
+    let last_heard = frames
+        .iter()
+        .rposition(|f| !f.quiet)
+        .expect("windows with speech");
+    assert!(!noise_only(&frames[last_heard]));
+    let tail: Vec<_> = frames.iter().filter(|f| noise_only(f)).collect();
+    assert!(tail.len() >= 2, "{} windows of noise alone", tail.len());
+    for f in &tail {
+        // Above the absolute threshold, within 12 dB of the floor.
+        assert!(f.level_dbfs > -50.0 && f.level_dbfs < -40.0, "{}", f.level_dbfs);
+        assert!((f.noise_floor_dbfs + 45.0).abs() < 3.0, "{}", f.noise_floor_dbfs);
+        assert!(f.quiet && f.held);
+        assert_eq!(
+            f.analysis.probabilities,
+            frames[last_heard].analysis.probabilities
+        );
+    }
+
+    let off = LiveConfig {
+        quiet_above_floor_db: None,
+        ..config.clone()
+    };
+    let frames = frames_of(LiveSession::start(
+        model(),
+        None,
+        InputSpec::File(input),
+        off,
+        || {},
+    ));
+    let tail: Vec<_> = frames.iter().filter(|f| noise_only(f)).collect();
+    assert!(tail.len() >= 2);
+    assert!(
+        tail.iter().all(|f| !f.quiet),
+        "without the margin, noise is sound"
+    );
 }

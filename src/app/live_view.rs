@@ -227,9 +227,13 @@ impl LiveApp {
                 if let Some(f) = &self.frame {
                     ui.separator();
                     ui.label(format!("input level (loudest 50 ms): {:.0} dBFS", f.level_dbfs));
+                    ui.label(format!(
+                        "room noise (quietest 50 ms, last 10 s): {:.0} dBFS",
+                        f.noise_floor_dbfs
+                    ));
                     if f.quiet {
                         ui.label(
-                            RichText::new(quiet_note(f, self.options.config.quiet_below_dbfs))
+                            RichText::new(quiet_note(f, &self.options.config))
                                 .color(Color32::from_rgb(255, 200, 90)),
                         );
                     }
@@ -321,13 +325,19 @@ impl eframe::App for LiveApp {
 }
 
 /// Why the probabilities did not move while the input was quiet.
-fn quiet_note(frame: &LiveFrame, threshold_dbfs: f32) -> String {
-    if frame.held {
-        format!("quiet (below {threshold_dbfs:.0} dBFS): showing the last window with sound")
+fn quiet_note(frame: &LiveFrame, config: &LiveConfig) -> String {
+    let why = if frame.level_dbfs < config.quiet_below_dbfs {
+        format!("below {:.0} dBFS", config.quiet_below_dbfs)
     } else {
         format!(
-            "quiet (below {threshold_dbfs:.0} dBFS): nothing heard yet; these probabilities are the model's reading of the noise"
+            "less than {:.0} dB above the room noise",
+            config.quiet_above_floor_db.unwrap_or(0.0)
         )
+    };
+    if frame.held {
+        format!("quiet ({why}): showing the last window with sound")
+    } else {
+        format!("quiet ({why}): nothing heard yet; these probabilities are the model's reading of the noise")
     }
 }
 

@@ -2,6 +2,7 @@
 //! thread that records them crash-safely and, every hop, runs the model on the latest window.
 //! When inference falls behind, stale windows are skipped rather than queued.
 
+pub mod level;
 pub mod recorder;
 pub mod source;
 
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 use crate::explain::attribution::{self, Heatmap};
 use crate::explain::{self, Analysis};
 use crate::model::Ensemble;
+use level::NoiseFloor;
+pub use level::loudest_dbfs;
 use recorder::WavRecorder;
 pub use source::InputSpec;
 
@@ -34,6 +37,10 @@ pub struct LiveConfig {
     /// Normalisation would otherwise blow room noise up to the level of speech and the bars
     /// would follow the noise.
     pub quiet_below_dbfs: f32,
+    /// With `Some(margin)`, a window whose loudest 50 ms is less than `margin` dB above the
+    /// room's noise floor (the quietest 50 ms of the last 10 s) is quiet too: in a noisy room
+    /// the level never falls below `quiet_below_dbfs`, and the bars would follow the fan.
+    pub quiet_above_floor_db: Option<f32>,
     /// Explain each window with Grad-CAM of the class shown (from the analysis's kept pooling
     /// input: only the pooling and head run again); otherwise the heatmap is the pooling
     /// weights. [`LiveSession::start_from_file`] loads the explainer when this is set;
@@ -50,6 +57,9 @@ impl LiveConfig {
             smoothing: 0.6,
             record: None,
             quiet_below_dbfs: -50.0,
+            // Between words speech falls 20-40 dB below its peaks. A heart recording's diastole
+            // can sit within 12 dB of S1 in a noisy room, and that window is not quiet.
+            quiet_above_floor_db: (model_rate > 4000).then_some(12.0),
             grad_cam: false,
         }
     }
@@ -74,7 +84,11 @@ pub struct LiveFrame {
     pub skipped_windows: u64,
     /// RMS of the window's loudest 50 ms before normalisation, dB re full scale (floor −120).
     pub level_dbfs: f32,
-    /// The window was quiet (`LiveConfig::quiet_below_dbfs`).
+    /// The room's noise floor when this window was analysed (see `LiveConfig::quiet_above_floor_db`),
+    /// dB re full scale.
+    pub noise_floor_dbfs: f32,
+    /// The window was quiet: below `LiveConfig::quiet_below_dbfs`, or too close to the noise
+    /// floor.
     pub quiet: bool,
     /// Quiet, and `analysis.probabilities` are held from the last window with sound (false when
     /// no window has had sound yet: then they are this window's own).
@@ -228,7 +242,12 @@ fn run(
     let model_rate = model.config().sample_rate;
     let warm_up = vec![0f32; (config.window_s * model_rate as f64) as usize];
     let _ = analyse_window(
-        model, explainer, &warm_up, model_rate, config, &mut None, &mut None,
+        model,
+        explainer,
+        &warm_up,
+        model_rate,
+        config,
+        &mut WindowState::new(config),
     );
     let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1 << 20);
     let (err_tx, err_rx): (Sender<String>, Receiver<String>) = channel();
@@ -265,8 +284,7 @@ fn run(
     let mut chunk = vec![0f32; 1 << 16];
     let mut since_hop = 0usize;
     let mut total = 0u64;
-    let mut smoothed: Option<Vec<f32>> = None;
-    let mut last_heard: Option<(Vec<f32>, Vec<f32>)> = None;
+    let mut state = WindowState::new(config);
     let mut fault = None;
     loop {
         // Drain what has arrived.
@@ -303,15 +321,7 @@ fn run(
             since_hop = 0;
             let started = newest_arrival.unwrap_or_else(Instant::now);
             let start = history.len().saturating_sub(window);
-            let frame = analyse_window(
-                model,
-                explainer,
-                &history[start..],
-                rate,
-                config,
-                &mut smoothed,
-                &mut last_heard,
-            );
+            let frame = analyse_window(model, explainer, &history[start..], rate, config, &mut state);
             if let Ok(mut frame) = frame {
                 let compute = started.elapsed();
                 frame.end_s = total as f64 / rate as f64;
@@ -367,18 +377,42 @@ fn run(
     send(LiveEvent::Stopped(summary));
 }
 
-/// `last_heard`: the (shown, raw) probabilities of the last window with sound.
+/// What one window's analysis leaves for the next.
+struct WindowState {
+    /// The probabilities shown, exponentially smoothed.
+    smoothed: Option<Vec<f32>>,
+    /// The (shown, raw) probabilities of the last window with sound.
+    last_heard: Option<(Vec<f32>, Vec<f32>)>,
+    noise_floor: NoiseFloor,
+}
+
+impl WindowState {
+    fn new(config: &LiveConfig) -> Self {
+        Self {
+            smoothed: None,
+            last_heard: None,
+            noise_floor: NoiseFloor::over_seconds(10.0, config.hop_s),
+        }
+    }
+}
+
 fn analyse_window(
     model: &Ensemble,
     explainer: Option<&Ensemble>,
     window: &[f32],
     rate: u32,
     config: &LiveConfig,
-    smoothed: &mut Option<Vec<f32>>,
-    last_heard: &mut Option<(Vec<f32>, Vec<f32>)>,
+    state: &mut WindowState,
 ) -> Result<LiveFrame, String> {
     let level_dbfs = loudest_dbfs(window, rate);
-    let quiet = level_dbfs < config.quiet_below_dbfs;
+    let noise_floor_dbfs = state.noise_floor.update(window, rate);
+    let quiet = level_dbfs < config.quiet_below_dbfs
+        || config
+            .quiet_above_floor_db
+            .is_some_and(|margin| level_dbfs < noise_floor_dbfs + margin);
+    let WindowState {
+        smoothed, last_heard, ..
+    } = state;
     let mut samples = crate::audio::resample::resample(window, rate, model.config().sample_rate)?;
     crate::audio::normalize(&mut samples);
     // What the pooling read is kept only when something will explain it.
@@ -431,42 +465,9 @@ fn analyse_window(
         real_time_factor: 0.0,
         skipped_windows: 0,
         level_dbfs,
+        noise_floor_dbfs,
         quiet,
         held,
         grad_cam,
     })
-}
-
-/// The RMS level of the loudest 50 ms block of `window` (the whole window if shorter), in dB
-/// re full scale (a full-scale sine: −3.0), floored at −120. Blocks, not the window's RMS: a
-/// word in an otherwise quiet window counts as sound.
-pub fn loudest_dbfs(window: &[f32], rate: u32) -> f32 {
-    let block = (rate as usize / 20).max(1);
-    let loudest = window
-        .chunks(block)
-        .map(|c| c.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / c.len() as f64)
-        .fold(0.0, f64::max);
-    (10.0 * loudest.max(1e-12).log10()) as f32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_loudest_block_sets_the_level() {
-        // 50 ms blocks at 1 kHz are 50 samples.
-        assert_eq!(loudest_dbfs(&[0.0; 500], 1000), -120.0);
-        // A constant 0.1 in one block: mean square 0.01 -> -20 dB, whatever the rest.
-        let mut x = vec![0.0f32; 500];
-        x[100..150].iter_mut().for_each(|v| *v = 0.1);
-        assert!((loudest_dbfs(&x, 1000) + 20.0).abs() < 1e-4);
-        // A sine of amplitude 0.5 over whole periods: mean square 0.125 -> -9.03 dB.
-        let sine: Vec<f32> = (0..1000)
-            .map(|i| 0.5 * (2.0 * std::f32::consts::PI * i as f32 / 10.0).sin())
-            .collect();
-        assert!((loudest_dbfs(&sine, 1000) + 9.031).abs() < 1e-3);
-        // Shorter than a block: the whole window.
-        assert!((loudest_dbfs(&[0.1; 10], 1000) + 20.0).abs() < 1e-4);
-    }
 }

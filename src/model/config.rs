@@ -245,22 +245,53 @@ impl ModelConfig {
     /// resolve, `1/K` of the sample rate). The architectures were sized for 16 kHz speech,
     /// where 511 taps are 32 ms; at 2 kHz the same taps span 255 ms, longer than a heart sound.
     pub fn set_taps(&mut self, taps: &[usize]) -> Result<(), String> {
-        let FrontEndConfig::Fir { blocks } = &mut self.front_end else {
-            return Err(format!("--taps needs a FIR front-end, not {}", self.arch));
-        };
-        if taps.len() != blocks.len() {
-            return Err(format!(
-                "{} has {} FIR blocks, got {} kernel lengths",
-                self.arch,
-                blocks.len(),
-                taps.len()
-            ));
-        }
-        for (block, &k) in blocks.iter_mut().zip(taps) {
+        for (block, &k) in self
+            .fir_blocks_for("--taps", "kernel lengths", taps.len())?
+            .iter_mut()
+            .zip(taps)
+        {
             block.taps = k;
             block.min_bandwidth = 1.0 / k as f64;
         }
         self.validate()
+    }
+
+    /// Sets the number of band-pass filters of each FIR block; each block after the first then
+    /// reads the previous block's filters. Fewer, wider initial bands average over a voice's
+    /// harmonics, which carry who is speaking more than what they feel.
+    pub fn set_filters(&mut self, filters: &[usize]) -> Result<(), String> {
+        let blocks = self.fir_blocks_for("--filters", "filter counts", filters.len())?;
+        for (i, &h) in filters.iter().enumerate() {
+            if h == 0 {
+                return Err(format!("--filters: block {} needs at least one filter", i + 1));
+            }
+            blocks[i].filters = h;
+            if let Some(next) = blocks.get_mut(i + 1) {
+                next.in_channels = h;
+            }
+        }
+        self.validate()
+    }
+
+    /// The FIR blocks, if there are exactly `given` of them, for an option that sets one value
+    /// per block.
+    fn fir_blocks_for(
+        &mut self,
+        option: &str,
+        what: &str,
+        given: usize,
+    ) -> Result<&mut Vec<FirBlockConfig>, String> {
+        let FrontEndConfig::Fir { blocks } = &mut self.front_end else {
+            return Err(format!("{option} needs a FIR front-end, not {}", self.arch));
+        };
+        if given != blocks.len() {
+            return Err(format!(
+                "{} has {} FIR blocks, got {given} {what}",
+                self.arch,
+                blocks.len(),
+            ));
+        }
+        Ok(blocks)
     }
 
     /// Sets a log-Mel or MFCC front-end's frame in milliseconds: the FFT covers at least
@@ -540,6 +571,26 @@ mod tests {
         assert!(c.set_taps(&[128, 31]).is_err());
         let mut mel = ModelConfig::named("logmel", 2000, classes, PoolingKind::Attention).unwrap();
         assert!(mel.set_taps(&[127]).is_err());
+    }
+
+    #[test]
+    fn filter_counts_can_be_set_per_block() {
+        let classes = vec!["a".into(), "b".into()];
+        let mut c = ModelConfig::named("m13", 8000, classes.clone(), PoolingKind::Mean).unwrap();
+        c.set_filters(&[32, 16]).unwrap();
+        let FrontEndConfig::Fir { blocks } = &c.front_end else {
+            unreachable!()
+        };
+        assert_eq!(
+            (blocks[0].filters, blocks[1].filters, blocks[1].in_channels),
+            (32, 16, 32)
+        );
+        // 32 + 16 bands and the pooled waveform.
+        assert_eq!(c.feature_channels(), 49);
+        assert!(c.set_filters(&[32]).is_err());
+        assert!(c.set_filters(&[32, 0]).is_err());
+        let mut mel = ModelConfig::named("logmel", 8000, classes, PoolingKind::Mean).unwrap();
+        assert!(mel.set_filters(&[32, 16]).is_err());
     }
 
     #[test]
