@@ -271,6 +271,10 @@ pub struct TrainArgs {
     /// average over a voice's harmonics, which say more about who speaks than how.
     #[arg(long, value_delimiter = ',')]
     pub filters: Vec<usize>,
+    /// Keep the FIR bands at their mel initialisation (only the windows learn): the ablation
+    /// of learning the bands.
+    #[arg(long)]
+    pub fixed_bands: bool,
     /// Widths of the head's hidden layers, comma separated (default: the architecture's, M13
     /// 256,256). Each is a LayerNorm and a linear layer; a smaller head has fewer weights to
     /// fit the training speakers with.
@@ -1115,6 +1119,9 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     }
     if !args.filters.is_empty() {
         config.set_filters(&args.filters)?;
+    }
+    if args.fixed_bands {
+        config.fix_bands()?;
     }
     if !args.head_hidden.is_empty() {
         if args.head_hidden.contains(&0) {

@@ -273,6 +273,17 @@ impl ModelConfig {
         self.validate()
     }
 
+    /// Keeps every FIR block's bands at their mel initialisation; only the windows (and what
+    /// follows the front-end) learn. The ablation of the paper's central choice: with few
+    /// speakers, bands free to move can follow the training voices.
+    pub fn fix_bands(&mut self) -> Result<(), String> {
+        let FrontEndConfig::Fir { blocks } = &mut self.front_end else {
+            return Err(format!("--fixed-bands needs a FIR front-end, not {}", self.arch));
+        };
+        blocks.iter_mut().for_each(|b| b.learn_bands = false);
+        self.validate()
+    }
+
     /// The FIR blocks, if there are exactly `given` of them, for an option that sets one value
     /// per block.
     fn fir_blocks_for(
@@ -589,8 +600,15 @@ mod tests {
         assert_eq!(c.feature_channels(), 49);
         assert!(c.set_filters(&[32]).is_err());
         assert!(c.set_filters(&[32, 0]).is_err());
-        let mut mel = ModelConfig::named("logmel", 8000, classes, PoolingKind::Mean).unwrap();
+        let mut mel = ModelConfig::named("logmel", 8000, classes.clone(), PoolingKind::Mean).unwrap();
         assert!(mel.set_filters(&[32, 16]).is_err());
+        assert!(mel.fix_bands().is_err());
+        c.fix_bands().unwrap();
+        let FrontEndConfig::Fir { blocks } = &c.front_end else {
+            unreachable!()
+        };
+        // The bands stay; each filter keeps its own learnable window.
+        assert!(blocks.iter().all(|b| !b.learn_bands && !b.shared_window));
     }
 
     #[test]
