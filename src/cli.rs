@@ -627,7 +627,6 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
     let backend = backend::select(choice)?;
     let ensemble = load_model_list(&args.model, &backend.device)?;
     let model_name = ensemble.name.clone();
-    let rate = ensemble.config().sample_rate;
     if !args.json {
         eprintln!(
             "model {}, backend {}",
@@ -638,7 +637,7 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
     let mut results = Vec::new();
     let mut failed = 0;
     for file in &args.files {
-        match crate::audio::load_for_model(file, rate, ensemble.config().min_samples()) {
+        match ensemble.load_recording(file) {
             Ok((samples, decoded)) => {
                 let a = explain::analyse_ensemble(&ensemble, &samples)?;
                 for w in &decoded.warnings {

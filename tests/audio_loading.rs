@@ -414,3 +414,36 @@ fn real_heart_and_emotion_recordings_load_and_resample() {
     assert_eq!(d.samples.len(), reader.len() as usize);
     assert!(bytes.len() > 44 + 2 * d.samples.len() - 1);
 }
+
+/// A heart recording shorter than the 5 s excerpts the bundled heart model learned from loads
+/// with a warning that says so; a whole record does not, and neither does a spoken digit,
+/// shorter than its model's 1 s crops but whole, as the digits it learned from were.
+#[test]
+fn recordings_shorter_than_the_training_excerpts_are_flagged() {
+    use iconnet::model::Ensemble;
+    let device = burn::tensor::Device::flex();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models");
+    let heart = Ensemble::load(&models.join("heart.ensemble"), &device).unwrap();
+    let record = shared_data().join("heart/a0013.wav");
+    assert!(heart.load_recording(&record).unwrap().1.warnings.is_empty());
+    let whole = audio::load(&record).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let excerpt = dir.path().join("a0013-3s.wav");
+    common::write_wav16(
+        &excerpt,
+        &whole.samples[..3 * whole.sample_rate as usize],
+        whole.sample_rate,
+    );
+    let (samples, d) = heart.load_recording(&excerpt).unwrap();
+    assert_eq!(samples.len(), 3 * heart.config().sample_rate as usize);
+    assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+    assert!(
+        d.warnings[0].starts_with("3.0 s is shorter than the 5 s excerpts the model learned from"),
+        "{}",
+        d.warnings[0]
+    );
+    let digits = Ensemble::load(&models.join("digits.iconnet"), &device).unwrap();
+    let digit = shared_data().join("fsdd/7_george_3.wav");
+    assert!(audio::load(&digit).unwrap().duration_s() < 1.0);
+    assert!(digits.load_recording(&digit).unwrap().1.warnings.is_empty());
+}

@@ -40,8 +40,7 @@ pub fn write_report(
     std::fs::create_dir_all(req.out).map_err(|e| format!("{}: {e}", req.out.display()))?;
     let (model, view) = super::worker::load_model(req.model, device, backend)?;
     let rate = model.config().sample_rate;
-    let (samples, decoded) = crate::audio::load_for_model(req.file, rate, model.config().min_samples())
-        .map_err(|e| e.to_string())?;
+    let (samples, decoded) = model.load_recording(req.file).map_err(|e| e.to_string())?;
     let analysis = Arc::new(explain::analyse_ensemble(&model, &samples)?);
     let class = match req.class {
         None => analysis.top_class,

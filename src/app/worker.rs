@@ -153,7 +153,7 @@ impl State {
             return;
         };
         let rate = model.config().sample_rate;
-        match crate::audio::load_for_model(path, rate, model.config().min_samples()) {
+        match model.load_recording(path) {
             Ok((samples, decoded)) => {
                 send(Report::Progress(0.3));
                 let view = RecordingView {

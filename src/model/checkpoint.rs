@@ -112,6 +112,15 @@ impl ModelCard {
             .and_then(|l| l.as_str())
             .is_some_and(crate::train::dataset::groups_are_recordings)
     }
+
+    /// The length of the excerpts this model learned from, where its training crops were
+    /// excerpts of long recordings (heart sounds); None where a crop held a whole clip (speech,
+    /// whose clips are shorter than their crops) or the card does not say.
+    pub fn training_excerpt_seconds(&self) -> Option<f64> {
+        self.groups_are_recordings()
+            .then(|| self.training.get("crop_seconds")?.as_f64())
+            .flatten()
+    }
 }
 
 /// The group (record, speaker or actor) of the recording named `stem` and how many of
