@@ -10,13 +10,17 @@ log-compressed magnitude ln(1 + 100 sqrt(power)) minus the frame's mean over the
 mean (the frame level); over the frames within 30 dB of the utterance's loudest, each band's
 mean and standard deviation and the level's mean and standard deviation.
 
+At 16 kHz (`--rate 16000`) the bands run to 8 kHz: 28 of them, the same density on the log axis.
+`--per-speaker` standardises each feature over each actor's utterances before the (global)
+scaler: a transductive diagnostic, since it needs the test actors' unlabelled utterances.
+
     pip install numpy scipy scikit-learn
-    python3 docs/diagnostics/emotion_linear_baseline.py [../shared/data/emotion]
+    python3 docs/diagnostics/emotion_linear_baseline.py [../shared/data/emotion] [--rate 16000] [--per-speaker]
 """
 
+import argparse
 import glob
 import os
-import sys
 
 import numpy as np
 import scipy.io.wavfile as wavfile
@@ -26,20 +30,24 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 FOLDS = [((1, 5), 2), ((3, 4), 1), ((2, 6), 8), ((7, 8), 5)]  # (test actors, validation actor)
-BANDS = 24
-EDGES = np.geomspace(60, 4000, BANDS + 1)
+BANDS = {8000: 24, 16000: 28}
 
 
-def features(path, relative=True, active_db=30.0, beta=100.0):
+def features(path, relative=True, active_db=30.0, beta=100.0, model_rate=8000):
+    n_bands = BANDS[model_rate]
+    edges = np.geomspace(60, model_rate / 2, n_bands + 1)
     rate, x = wavfile.read(path)
-    x = resample_poly(x.astype(float) / 32768, 1, rate // 8000)
+    x = x.astype(float) / 32768
+    if rate != model_rate:
+        x = resample_poly(x, 1, rate // model_rate)
     x = x - x.mean()
     x /= np.sqrt((x**2).mean())
-    freqs, _, spec = stft(x, fs=8000, nperseg=256, noverlap=192)
+    window = model_rate * 32 // 1000
+    freqs, _, spec = stft(x, fs=model_rate, nperseg=window, noverlap=window * 3 // 4)
     power = np.abs(spec) ** 2
     energy = power.sum(0)
     active = energy > energy.max() * 10 ** (-active_db / 10) if active_db else energy >= 0
-    bands = np.array([power[(freqs >= EDGES[i]) & (freqs < EDGES[i + 1])].sum(0) for i in range(BANDS)])
+    bands = np.array([power[(freqs >= edges[i]) & (freqs < edges[i + 1])].sum(0) for i in range(n_bands)])
     logs = np.log1p(beta * np.sqrt(bands[:, active]))
     level = logs.mean(0, keepdims=True)
     if relative:
@@ -52,18 +60,28 @@ def uar(truth, predicted, classes=8):
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/emotion"
+    parser = argparse.ArgumentParser(description="Linear yardstick for the emotion models")
+    parser.add_argument("root", nargs="?", default="../shared/data/emotion")
+    parser.add_argument("--rate", type=int, choices=sorted(BANDS), default=8000)
+    parser.add_argument("--per-speaker", action="store_true")
+    args = parser.parse_args()
+    root, model_rate, per_speaker = args.root, args.rate, args.per_speaker
     files = sorted(glob.glob(os.path.join(root, "*.wav")))
     parts = [os.path.basename(f)[:-4].split("-") for f in files]
     emotion = np.array([int(p[2]) - 1 for p in parts])
     actor = np.array([int(p[6]) for p in parts])
+    print(f"{model_rate} Hz, {BANDS[model_rate]} bands{', per-speaker standardisation' if per_speaker else ''}")
     for name, kwargs in [
         ("relative bands, active frames", {}),
         ("absolute bands, active frames", {"relative": False}),
         ("relative bands, every frame", {"active_db": None}),
         ("paper's NLReLU (beta 1), absolute, every frame", {"relative": False, "active_db": None, "beta": 1.0}),
     ]:
-        x = np.array([features(f, **kwargs) for f in files])
+        x = np.array([features(f, model_rate=model_rate, **kwargs) for f in files])
+        if per_speaker:
+            for a in np.unique(actor):
+                mine = actor == a
+                x[mine] = (x[mine] - x[mine].mean(0)) / (x[mine].std(0) + 1e-8)
         per_fold = []
         for test_actors, validation_actor in FOLDS:
             test = np.isin(actor, test_actors)
