@@ -277,11 +277,18 @@ impl ModelConfig {
     /// follows the front-end) learn. The ablation of the paper's central choice: with few
     /// speakers, bands free to move can follow the training voices.
     pub fn fix_bands(&mut self) -> Result<(), String> {
-        let FrontEndConfig::Fir { blocks } = &mut self.front_end else {
-            return Err(format!("--fixed-bands needs a FIR front-end, not {}", self.arch));
-        };
-        blocks.iter_mut().for_each(|b| b.learn_bands = false);
+        self.fir_blocks("--fixed-bands")?
+            .iter_mut()
+            .for_each(|b| b.learn_bands = false);
         self.validate()
+    }
+
+    /// The FIR blocks, for `option`, which needs a FIR front-end.
+    fn fir_blocks(&mut self, option: &str) -> Result<&mut Vec<FirBlockConfig>, String> {
+        match &mut self.front_end {
+            FrontEndConfig::Fir { blocks } => Ok(blocks),
+            _ => Err(format!("{option} needs a FIR front-end, not {}", self.arch)),
+        }
     }
 
     /// The FIR blocks, if there are exactly `given` of them, for an option that sets one value
@@ -292,14 +299,12 @@ impl ModelConfig {
         what: &str,
         given: usize,
     ) -> Result<&mut Vec<FirBlockConfig>, String> {
-        let FrontEndConfig::Fir { blocks } = &mut self.front_end else {
-            return Err(format!("{option} needs a FIR front-end, not {}", self.arch));
-        };
+        let arch = self.arch.clone();
+        let blocks = self.fir_blocks(option)?;
         if given != blocks.len() {
             return Err(format!(
-                "{} has {} FIR blocks, got {given} {what}",
-                self.arch,
-                blocks.len(),
+                "{arch} has {} FIR blocks, got {given} {what}",
+                blocks.len()
             ));
         }
         Ok(blocks)
