@@ -416,7 +416,7 @@ fn real_heart_and_emotion_recordings_load_and_resample() {
 }
 
 /// A heart recording shorter than the 5 s excerpts the bundled heart model learned from loads
-/// with a warning that says so; a whole record does not, and neither does a spoken digit,
+/// with a warning that says so and cites the model's measured figures; a whole record does not, and neither does a spoken digit,
 /// shorter than its model's 1 s crops but whole, as the digits it learned from were.
 #[test]
 fn recordings_shorter_than_the_training_excerpts_are_flagged() {
@@ -437,10 +437,11 @@ fn recordings_shorter_than_the_training_excerpts_are_flagged() {
     let (samples, d) = heart.load_recording(&excerpt).unwrap();
     assert_eq!(samples.len(), 3 * heart.config().sample_rate as usize);
     assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
-    assert!(
-        d.warnings[0].starts_with("3.0 s is shorter than the 5 s excerpts the model learned from"),
-        "{}",
-        d.warnings[0]
+    // The bundled ensemble's manifest carries its own figures by excerpt length.
+    assert_eq!(
+        d.warnings[0],
+        "3.0 s is shorter than the 5 s excerpts the model learned from: its held-out MAcc falls \
+from 0.78 on 5 s excerpts to 0.76 on 3 s; record at least 5 s"
     );
     let digits = Ensemble::load(&models.join("digits.iconnet"), &device).unwrap();
     let digit = shared_data().join("fsdd/7_george_3.wav");

@@ -32,6 +32,20 @@ pub struct Manifest {
     /// Intended use, licence of the data, how the members were made, what the figures mean.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Held-out figures of this ensemble on excerpts of several lengths, shortest first, when
+    /// they were measured: a warning about a short recording cites them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_length: Vec<LengthFigure>,
+}
+
+/// One held-out figure of an ensemble on excerpts of one length.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LengthFigure {
+    /// Excerpt length.
+    pub seconds: f64,
+    /// Name of the metric, e.g. `MAcc`.
+    pub metric: String,
+    pub value: f64,
 }
 
 impl Manifest {
@@ -42,6 +56,7 @@ impl Manifest {
             name: name.into(),
             members,
             notes,
+            by_length: Vec::new(),
         }
     }
 
@@ -66,6 +81,19 @@ impl Manifest {
         }
         if manifest.members.is_empty() {
             return Err(format!("{}: the ensemble lists no members", path.display()));
+        }
+        if let Some(bad) = manifest
+            .by_length
+            .iter()
+            .find(|f| !(f.seconds > 0.0 && f.value.is_finite()))
+        {
+            return Err(format!(
+                "{}: by_length has an excerpt of {} s with {} {}; lengths must be positive and figures finite",
+                path.display(),
+                bad.seconds,
+                bad.metric,
+                bad.value
+            ));
         }
         Ok(manifest)
     }
@@ -103,6 +131,9 @@ pub struct Ensemble {
     pub path: PathBuf,
     /// The manifest's notes (empty for a single checkpoint, whose notes are on its card).
     pub notes: Vec<String>,
+    /// The manifest's held-out figures by excerpt length (empty for a single checkpoint and for
+    /// a joined list, to which no measured figure applies).
+    pub by_length: Vec<LengthFigure>,
     pub members: Vec<Member>,
 }
 
@@ -142,7 +173,9 @@ impl Ensemble {
                 path: member_path,
             });
         }
-        Self::new(&manifest.name, path, manifest.notes, members)
+        let mut ensemble = Self::new(&manifest.name, path, manifest.notes, members)?;
+        ensemble.by_length = manifest.by_length;
+        Ok(ensemble)
     }
 
     /// Builds an ensemble from loaded members after checking they can vote together.
@@ -178,6 +211,7 @@ impl Ensemble {
             name: name.to_string(),
             path: path.to_path_buf(),
             notes,
+            by_length: Vec::new(),
             members,
         })
     }
@@ -221,11 +255,10 @@ impl Ensemble {
         if let Some(excerpt) = excerpt
             && decoded.duration_s() < excerpt
         {
-            decoded.warnings.push(format!(
-                "{:.1} s is shorter than the {excerpt:.0} s excerpts the model learned from: held-out \
-accuracy falls on shorter ones (the bundled heart model: MAcc 0.78 on 5 s, 0.73 on 2 s); record at least \
-{excerpt:.0} s",
-                decoded.duration_s()
+            decoded.warnings.push(short_recording_warning(
+                decoded.duration_s(),
+                excerpt,
+                &self.by_length,
             ));
         }
         Ok((samples, decoded))
@@ -250,6 +283,35 @@ accuracy falls on shorter ones (the bundled heart model: MAcc 0.78 on 5 s, 0.73 
         }
         self
     }
+}
+
+/// The warning for a recording of `duration_s` seconds, shorter than the `excerpt_s` second
+/// excerpts a model learned from, citing the model's own held-out figures where it has them:
+/// the one at the excerpt length and the one at the longest measured length not above the
+/// recording (or the shortest measured).
+fn short_recording_warning(duration_s: f64, excerpt_s: f64, by_length: &[LengthFigure]) -> String {
+    let mut text =
+        format!("{duration_s:.1} s is shorter than the {excerpt_s:.0} s excerpts the model learned from");
+    let at_excerpt = by_length.iter().min_by(|a, b| {
+        (a.seconds - excerpt_s)
+            .abs()
+            .total_cmp(&(b.seconds - excerpt_s).abs())
+    });
+    let near_recording = by_length
+        .iter()
+        .filter(|f| f.seconds <= duration_s + 1e-9)
+        .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+        .or_else(|| by_length.iter().min_by(|a, b| a.seconds.total_cmp(&b.seconds)));
+    if let (Some(long), Some(short)) = (at_excerpt, near_recording)
+        && short.seconds < long.seconds
+    {
+        text.push_str(&format!(
+            ": its held-out {} falls from {:.2} on {} s excerpts to {:.2} on {} s",
+            long.metric, long.value, long.seconds, short.value, short.seconds
+        ));
+    }
+    text.push_str(&format!("; record at least {excerpt_s:.0} s"));
+    text
 }
 
 #[cfg(test)]
@@ -337,5 +399,63 @@ mod tests {
                 .unwrap_err()
                 .contains("not an ensemble manifest")
         );
+    }
+
+    fn figure(seconds: f64, value: f64) -> LengthFigure {
+        LengthFigure {
+            seconds,
+            metric: "MAcc".into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn a_short_recording_warning_cites_the_model_s_own_figures_when_it_has_them() {
+        let figures = [
+            figure(2.0, 0.727),
+            figure(3.0, 0.755),
+            figure(5.0, 0.778),
+            figure(10.0, 0.763),
+        ];
+        // 3.4 s: the longest measured length not above it is 3 s.
+        assert_eq!(
+            short_recording_warning(3.4, 5.0, &figures),
+            "3.4 s is shorter than the 5 s excerpts the model learned from: its held-out MAcc falls \
+from 0.78 on 5 s excerpts to 0.76 on 3 s; record at least 5 s"
+        );
+        // Shorter than every measured length: the shortest is the nearest evidence.
+        assert_eq!(
+            short_recording_warning(1.5, 5.0, &figures),
+            "1.5 s is shorter than the 5 s excerpts the model learned from: its held-out MAcc falls \
+from 0.78 on 5 s excerpts to 0.73 on 2 s; record at least 5 s"
+        );
+        // A model without measured figures (a user's own) gets no borrowed ones.
+        assert_eq!(
+            short_recording_warning(2.0, 5.0, &[]),
+            "2.0 s is shorter than the 5 s excerpts the model learned from; record at least 5 s"
+        );
+    }
+
+    #[test]
+    fn a_manifest_keeps_its_figures_by_length_and_refuses_nonsense_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        write_member(dir.path(), "a", &["no", "yes"], 1000);
+        let path = dir.path().join("one.ensemble");
+        let mut manifest = Manifest::new("one", vec!["a.iconnet".into()], vec![]);
+        manifest.by_length = vec![figure(2.0, 0.7), figure(5.0, 0.8)];
+        manifest.write(&path).unwrap();
+        let e = Ensemble::load(&path, &Device::flex()).unwrap();
+        assert_eq!(e.by_length, manifest.by_length);
+        // A joined list is a different model: the figures do not carry over.
+        let joined = Ensemble::join(vec![e.clone(), e]).unwrap();
+        assert!(joined.by_length.is_empty());
+        manifest.by_length = vec![figure(0.0, 0.7)];
+        manifest.write(&path).unwrap();
+        let err = Ensemble::load(&path, &Device::flex()).unwrap_err();
+        assert!(err.contains("one.ensemble") && err.contains("by_length"), "{err}");
+        // Manifests without the field (every one before it existed) still load, and are written
+        // without it.
+        let text = serde_json::to_string(&Manifest::new("x", vec!["a".into()], vec![])).unwrap();
+        assert!(!text.contains("by_length"), "{text}");
     }
 }
