@@ -353,6 +353,11 @@ pub struct EvalArgs {
     /// Evaluate on the test groups named in the model card (reproduces its test figures).
     #[arg(long, conflicts_with = "groups")]
     pub card_test_groups: bool,
+    /// Score only the middle this many seconds of each recording (shorter ones whole), each
+    /// excerpt normalised on its own as a file of that length would be: how much sound the
+    /// model needs. The figures can go into an ensemble manifest's `by_length`.
+    #[arg(long, value_parser = positive_f64)]
+    pub excerpt_seconds: Option<f64>,
 }
 
 /// A number in [0, 1) (clap value parser).
@@ -787,7 +792,19 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         .iter()
         .map(|e| (e.path.as_path(), e.group.as_str()))
         .collect();
-    let (clips, errors) = trainer::load_clips(&examples, ensemble.config().sample_rate);
+    let rate = ensemble.config().sample_rate;
+    let (mut clips, mut errors) = trainer::load_clips(&examples, rate);
+    if let Some(seconds) = args.excerpt_seconds {
+        let length = ((seconds * rate as f64).round() as usize).max(1);
+        let (excerpts, empty) = middle_excerpts(clips, length);
+        clips = excerpts;
+        errors.extend(empty.iter().map(|p| {
+            format!(
+                "{}: no signal in its middle {seconds} s, nothing to analyse",
+                p.display()
+            )
+        }));
+    }
     for e in &errors {
         eprintln!("skipped: {e}");
     }
@@ -895,6 +912,26 @@ fn eval(args: EvalArgs, choice: BackendChoice) -> Result<i32, String> {
         }
     }
     Ok(if errors.is_empty() { 0 } else { 1 })
+}
+
+/// The middle `length` samples of each clip (a shorter clip whole), normalised again as the
+/// loader normalises a file; clips whose excerpt has no signal are returned by path instead.
+fn middle_excerpts(clips: Vec<trainer::Clip>, length: usize) -> (Vec<trainer::Clip>, Vec<PathBuf>) {
+    let mut kept = Vec::with_capacity(clips.len());
+    let mut empty = Vec::new();
+    for mut clip in clips {
+        if clip.samples.len() > length {
+            let start = (clip.samples.len() - length) / 2;
+            clip.samples = clip.samples[start..start + length].to_vec();
+            if clip.samples.iter().all(|&v| v == clip.samples[0]) {
+                empty.push(clip.path);
+                continue;
+            }
+            crate::audio::normalize(&mut clip.samples);
+        }
+        kept.push(clip);
+    }
+    (kept, empty)
 }
 
 /// Out-of-fold evaluation: the members grouped into folds (members whose cards list the same
@@ -1637,6 +1674,43 @@ mod tests {
         assert_eq!(args.head_hidden, vec![32]);
         assert_eq!(args.filters, vec![32, 16]);
         assert!(Cli::try_parse_from(["iconnet", "train", "data", "--spectral-frame-ms", "64,-1"]).is_err());
+    }
+
+    #[test]
+    fn excerpts_are_the_middle_of_each_clip_normalised_again() {
+        let clip = |samples: Vec<f32>, name: &str| trainer::Clip {
+            samples,
+            label: 0,
+            path: PathBuf::from(name),
+        };
+        let clips = vec![
+            clip(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "long"),
+            clip(vec![0.5, -0.5, 0.5], "short"),
+            clip(vec![1.0, 1.0, 5.0, 5.0, 1.0, 1.0], "flat-middle"),
+        ];
+        let (kept, empty) = middle_excerpts(clips, 4);
+        // The middle 4 of 6 start at 1: 1, 2, 3, 4 (mean 2.5, RMS deviation sqrt(1.25)).
+        let s = 1.25f32.sqrt();
+        let want = [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s];
+        assert!(
+            kept[0]
+                .samples
+                .iter()
+                .zip(want)
+                .all(|(a, b)| (a - b).abs() < 1e-6)
+        );
+        // Shorter than the excerpt: whole and untouched.
+        assert_eq!(kept[1].samples, vec![0.5, -0.5, 0.5]);
+        assert_eq!(kept.len(), 3);
+        let (_, empty_too) = middle_excerpts(vec![clip(vec![1.0, 1.0, 5.0, 5.0, 1.0, 1.0], "x")], 2);
+        assert_eq!(empty_too, vec![PathBuf::from("x")]);
+        assert!(empty.is_empty());
+        let cli = Cli::try_parse_from(["iconnet", "eval", "d", "--excerpt-seconds", "2.5"]).unwrap();
+        let Some(Command::Eval(args)) = cli.command else {
+            panic!("not an eval command");
+        };
+        assert_eq!(args.excerpt_seconds, Some(2.5));
+        assert!(Cli::try_parse_from(["iconnet", "eval", "d", "--excerpt-seconds", "0"]).is_err());
     }
 
     #[test]

@@ -178,6 +178,21 @@ fn train_then_predict_json_with_one_bad_file() {
     assert_eq!(metrics["n"], 30);
     assert_eq!(metrics["accuracy"], card["metrics"]["test"]["accuracy"]);
 
+    // Excerpts longer than every clip leave the clips whole: the same figures. Short ones are
+    // scored too, every recording still counted.
+    let excerpt_eval = |seconds: &str| {
+        let out = iconnet()
+            .args(["eval", shared_data().join("fsdd").to_str().unwrap(), "--json"])
+            .args(["--groups", "lucas", "--limit", "3", "--excerpt-seconds", seconds])
+            .args(["--model", model.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(excerpt_eval("100"), metrics);
+    assert_eq!(excerpt_eval("0.2")["n"], 30);
+
     // Some of the model's classes: each recording gets the most probable of them, and the
     // figures count only those classes.
     let subset_csv = dir.path().join("subset.csv");
