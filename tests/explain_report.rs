@@ -98,7 +98,11 @@ fn explain_renders_an_ensemble_with_its_member_selector() {
     assert!(result.status.success(), "{stderr}");
     let probabilities: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("probabilities.json")).unwrap()).unwrap();
-    assert_eq!(probabilities["member_probabilities"].as_array().unwrap().len(), 8);
+    // 8 M13 and 8 MFCC members.
+    assert_eq!(
+        probabilities["member_probabilities"].as_array().unwrap().len(),
+        16
+    );
     assert!(out.join("filters.png").is_file() && out.join("prediction.png").is_file());
 }
 
@@ -118,7 +122,7 @@ fn grad_cam_from_the_analysis_kept_inputs_matches_a_separate_grad_cam() {
     let reference = explain::analyse_ensemble(&inference, &samples).unwrap();
     assert_eq!(analysis.probabilities, reference.probabilities);
     assert_eq!(analysis.attention, reference.attention);
-    assert_eq!(kept.len(), 8);
+    assert_eq!(kept.len(), 16);
     let map = attribution::grad_cam_from_kept(&autodiff, &kept, analysis.top_class).unwrap();
     let separate = attribution::explain_ensemble(
         &autodiff,
@@ -131,6 +135,9 @@ fn grad_cam_from_the_analysis_kept_inputs_matches_a_separate_grad_cam() {
     .unwrap();
     assert_eq!(map.class, separate.class);
     assert_eq!(map.values.len(), separate.values.len());
+    // The MFCC members' 8 ms frames are averaged on the M13 members' 2 ms ones.
+    assert_eq!(map.frame_s, 16.0 / 8000.0);
+    assert_eq!(map.values.len(), analysis.attention.len());
     for (a, b) in map.values.iter().zip(&separate.values) {
         assert!((a - b).abs() < 1e-4, "{a} against {b}");
     }

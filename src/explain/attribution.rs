@@ -202,32 +202,42 @@ pub fn grad_cam_from_kept(
 
 /// One heatmap from the members' maps of the same clip. A single map is returned as it is; for
 /// several, each is first scaled to a maximum of one and the scaled maps are averaged, so every
-/// member has the same say whatever the scale of its gradients.
+/// member has the same say whatever the scale of its gradients. Members with different frame
+/// lengths (different front-ends) are averaged on the finest member's frames
+/// ([`super::onto_frames`]).
 pub fn average_heatmaps(maps: Vec<Heatmap>) -> Result<Heatmap, String> {
-    let mut maps = maps.into_iter();
-    let first = maps.next().ok_or("an ensemble needs at least one model")?;
-    let rest: Vec<Heatmap> = maps.collect();
-    if rest.is_empty() {
-        return Ok(first);
+    if maps.len() == 1 {
+        return maps
+            .into_iter()
+            .next()
+            .ok_or_else(|| "an ensemble needs at least one model".into());
     }
-    let n = (rest.len() + 1) as f32;
-    let mut sum = first.normalised();
-    for m in &rest {
-        if m.values.len() != sum.len() || m.method != first.method || m.class != first.class {
+    let reference =
+        super::finest(maps.iter().map(|m| m.frame_s)).ok_or("an ensemble needs at least one model")?;
+    let grid = &maps[reference];
+    let (frames, frame_s) = (grid.values.len(), grid.frame_s);
+    let mut sum = vec![0f32; frames];
+    for m in &maps {
+        if m.method != grid.method || m.class != grid.class {
             return Err(format!(
-                "ensemble members' heatmaps do not line up ({} frames of {} against {} of {})",
-                m.values.len(),
+                "ensemble members' heatmaps do not line up ({} against {})",
                 m.title(),
-                sum.len(),
-                first.title()
+                grid.title()
             ));
         }
-        for (s, v) in sum.iter_mut().zip(m.normalised()) {
+        let values = super::onto_frames(&m.normalised(), m.frame_s, frames, frame_s)
+            .map_err(|e| format!("ensemble members' heatmaps do not line up: {e}"))?;
+        for (s, v) in sum.iter_mut().zip(values) {
             *s += v;
         }
     }
+    let n = maps.len() as f32;
     sum.iter_mut().for_each(|s| *s /= n);
-    Ok(Heatmap { values: sum, ..first })
+    let grid = maps
+        .into_iter()
+        .nth(reference)
+        .expect("the reference is a member");
+    Ok(Heatmap { values: sum, ..grid })
 }
 
 /// Grad-CAM for `class` on one normalised clip. `model` must live on an autodiff device.
@@ -405,6 +415,17 @@ mod tests {
         let e = average_heatmaps(vec![map(vec![1.0, 1.0]), map(vec![1.0])]).unwrap_err();
         assert!(e.contains("do not line up"), "{e}");
         assert!(average_heatmaps(vec![]).is_err());
+        // A member with 1 s frames, on the 0.5 s grid of the other: [1, 3] scaled to [1/3, 1],
+        // read at centres 0.25, 0.75, 1.25, 1.75 s: [1/3, 1/3, 1, 1]. With [0.5, 1, 0, 0]:
+        // [5/12, 2/3, 1/2, 1/2].
+        let mut coarse = map(vec![1.0, 3.0]);
+        coarse.frame_s = 1.0;
+        coarse.times_s = crate::explain::frame_centres(2, 1.0);
+        let e = average_heatmaps(vec![coarse, map(vec![2.0, 4.0, 0.0, 0.0])]).unwrap();
+        for (v, expected) in e.values.iter().zip([5.0 / 12.0, 2.0 / 3.0, 0.5, 0.5]) {
+            assert!((v - expected).abs() < 1e-6, "{:?}", e.values);
+        }
+        assert_eq!((e.frame_s, e.times_s.len()), (0.5, 4));
     }
 
     #[test]

@@ -102,6 +102,49 @@ pub fn frame_centres(n: usize, frame_s: f64) -> Vec<f64> {
     (0..n).map(|t| (t as f64 + 0.5) * frame_s).collect()
 }
 
+/// Per-frame `values` of frames `from_frame_s` long, on a grid of `frames` frames
+/// `to_frame_s` long: each target frame takes the value of the source frame that holds its
+/// centre (the last source frame for centres past the end). Ensemble members with different
+/// front-ends pool over frames of different lengths; their maps are averaged on the finest
+/// member's grid, which loses nothing of the coarser ones. On equal frame lengths the lengths
+/// must agree: a mismatch there is a bug, not a grid to map.
+pub fn onto_frames(
+    values: &[f32],
+    from_frame_s: f64,
+    frames: usize,
+    to_frame_s: f64,
+) -> Result<Vec<f32>, String> {
+    if (from_frame_s - to_frame_s).abs() <= 1e-12 * to_frame_s.abs().max(1.0) {
+        return if values.len() == frames {
+            Ok(values.to_vec())
+        } else {
+            Err(format!(
+                "ensemble members see different frames ({} against {} of {:.1} ms)",
+                values.len(),
+                frames,
+                1e3 * to_frame_s
+            ))
+        };
+    }
+    if values.is_empty() || !(from_frame_s > 0.0) {
+        return Err("a member has no frames to map".into());
+    }
+    Ok((0..frames)
+        .map(|j| {
+            let centre = (j as f64 + 0.5) * to_frame_s;
+            values[((centre / from_frame_s) as usize).min(values.len() - 1)]
+        })
+        .collect())
+}
+
+/// Index of the member with the shortest frames (the first of them on a tie).
+pub(crate) fn finest(frame_s: impl Iterator<Item = f64>) -> Option<usize> {
+    frame_s
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
 /// The model's view of one recording.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Analysis {
@@ -246,11 +289,32 @@ pub fn analyse_ensemble(ensemble: &Ensemble, samples: &[f32]) -> Result<Analysis
 }
 
 /// The analysis of an ensemble: class probabilities and attention weights averaged over the
-/// members' analyses of the same clip. Band energies are the first member's: each member has
-/// its own filters, so their bands do not line up and cannot be averaged.
+/// members' analyses of the same clip. Members whose front-ends have different frame lengths
+/// are averaged on the finest member's frames ([`onto_frames`]; each member's weights are
+/// summed to one again on that grid, so every member has the same say). Band energies are the
+/// first member's that has them: each member has its own filters, so their bands do not line
+/// up and cannot be averaged.
 pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
+    let reference =
+        finest(members.iter().map(|a| a.frame_s)).ok_or("an ensemble needs at least one model")?;
+    let (frames, frame_s) = (members[reference].attention.len(), members[reference].frame_s);
+    let times_s = members[reference].times_s.clone();
+    let on_grid = |a: &Analysis| -> Result<Vec<f32>, String> {
+        let mut w = onto_frames(&a.attention, a.frame_s, frames, frame_s)?;
+        if a.frame_s != frame_s {
+            let total: f32 = w.iter().sum();
+            if total > 0.0 {
+                w.iter_mut().for_each(|v| *v /= total);
+            }
+        }
+        Ok(w)
+    };
     let mut members = members.into_iter();
     let mut first = members.next().ok_or("an ensemble needs at least one model")?;
+    if members.as_slice().is_empty() {
+        return Ok(first);
+    }
+    first.attention = on_grid(&first)?;
     let mut n = 1.0f32;
     let mut votes = vec![first.probabilities.clone()];
     for a in members {
@@ -261,29 +325,26 @@ pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
                 first.classes.join(", ")
             ));
         }
-        if a.attention.len() != first.attention.len() {
-            return Err(format!(
-                "ensemble members see different frames ({} against {}): they need the same sample rate and strides",
-                a.attention.len(),
-                first.attention.len()
-            ));
+        for (x, y) in first.attention.iter_mut().zip(on_grid(&a)?) {
+            *x += y;
         }
         for (x, y) in first.probabilities.iter_mut().zip(&a.probabilities) {
             *x += y;
         }
         votes.push(a.probabilities);
         first.uniform_pooling &= a.uniform_pooling;
-        for (x, y) in first.attention.iter_mut().zip(&a.attention) {
-            *x += y;
+        if first.band_energy.is_none() && a.band_energy.is_some() {
+            first.band_energy = a.band_energy;
+            first.band_energy_frame_s = a.band_energy_frame_s;
         }
         n += 1.0;
     }
-    if n > 1.0 {
-        first.probabilities.iter_mut().for_each(|p| *p /= n);
-        first.attention.iter_mut().for_each(|w| *w /= n);
-        first.top_class = argmax(&first.probabilities);
-        first.member_probabilities = votes;
-    }
+    first.probabilities.iter_mut().for_each(|p| *p /= n);
+    first.attention.iter_mut().for_each(|w| *w /= n);
+    first.top_class = argmax(&first.probabilities);
+    first.member_probabilities = votes;
+    first.times_s = times_s;
+    first.frame_s = frame_s;
     Ok(first)
 }
 
@@ -333,6 +394,34 @@ mod tests {
                 .contains("different frames")
         );
         assert!(average_analyses(vec![]).is_err());
+    }
+
+    #[test]
+    fn members_with_different_frames_are_averaged_on_the_finest_grid() {
+        let fine = analysis(vec![0.8, 0.2], vec![0.5, 0.25, 0.25, 0.0]);
+        let mut coarse = analysis(vec![0.4, 0.6], vec![0.25, 0.75]);
+        coarse.frame_s = 1.0;
+        coarse.times_s = frame_centres(2, 1.0);
+        coarse.band_energy = None;
+        // The coarse frames hold the fine centres 0.25, 0.75 | 1.25, 1.75 s: 0.25, 0.25, 0.75,
+        // 0.75, summed to one again: 0.125, 0.125, 0.375, 0.375. Averaged with the fine member:
+        // 0.3125, 0.1875, 0.3125, 0.1875.
+        for members in [vec![fine.clone(), coarse.clone()], vec![coarse, fine.clone()]] {
+            let e = average_analyses(members).unwrap();
+            assert_eq!((e.frame_s, e.times_s.clone()), (0.5, fine.times_s.clone()));
+            for (w, expected) in e.attention.iter().zip([0.3125, 0.1875, 0.3125, 0.1875]) {
+                assert!((w - expected).abs() < 1e-6, "{:?}", e.attention);
+            }
+            assert!((e.probabilities[0] - 0.6).abs() < 1e-6);
+            // Band energies come from the member that has them, wherever it is in the list.
+            assert_eq!(e.band_energy, fine.band_energy);
+        }
+        // Past the coarse member's last frame, the last one holds.
+        assert_eq!(
+            onto_frames(&[1.0, 2.0], 1.0, 5, 0.5).unwrap(),
+            vec![1.0, 1.0, 2.0, 2.0, 2.0]
+        );
+        assert!(onto_frames(&[1.0, 2.0], 0.5, 3, 0.5).is_err());
     }
 
     #[test]

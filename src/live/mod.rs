@@ -278,8 +278,8 @@ fn run(
     };
     let window = ((config.window_s * rate as f64) as usize).max(1);
     let hop = ((config.hop_s * rate as f64) as usize).max(1);
-    let min_samples = ((model.config().min_samples() as f64 * rate as f64 / model_rate as f64) as usize)
-        .max(rate as usize / 4);
+    let min_samples =
+        ((model.min_samples() as f64 * rate as f64 / model_rate as f64) as usize).max(rate as usize / 4);
     let mut history: Vec<f32> = Vec::with_capacity(2 * window);
     let mut chunk = vec![0f32; 1 << 16];
     let mut since_hop = 0usize;

@@ -195,15 +195,13 @@ impl Ensemble {
                     c.classes.join(", ")
                 ));
             }
-            if mc.sample_rate != c.sample_rate || mc.total_stride() != c.total_stride() {
+            if mc.sample_rate != c.sample_rate {
                 return Err(format!(
-                    "{}: runs at {} Hz with total stride {}, {} at {} Hz with stride {}; an ensemble needs the same rate and strides so that its frames line up",
+                    "{}: runs at {} Hz, {} at {} Hz; an ensemble needs one sample rate, since every member reads the same samples",
                     m.path.display(),
                     mc.sample_rate,
-                    mc.total_stride(),
                     first.path.display(),
-                    c.sample_rate,
-                    c.total_stride()
+                    c.sample_rate
                 ));
             }
         }
@@ -236,9 +234,20 @@ impl Ensemble {
         Self::new(&name, &path, notes, members)
     }
 
-    /// The configuration the members share (classes, rate, strides): the first member's.
+    /// The configuration the members share (classes, rate): the first member's. Members may
+    /// differ in front-end and so in frame length; their maps are averaged on the finest
+    /// member's frames (`explain::average_analyses`).
     pub fn config(&self) -> &ModelConfig {
         &self.members[0].model.config
+    }
+
+    /// The shortest clip every member can read (the longest of the members' minimum lengths).
+    pub fn min_samples(&self) -> usize {
+        self.members
+            .iter()
+            .map(|m| m.model.config.min_samples())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Loads `path` for this model ([`crate::audio::load_for_model`]), with a warning when it is
@@ -246,7 +255,7 @@ impl Ensemble {
     pub fn load_recording(&self, path: &Path) -> Result<(Vec<f32>, Decoded), LoadError> {
         let config = self.config();
         let (samples, mut decoded) =
-            crate::audio::load_for_model(path, config.sample_rate, config.min_samples())?;
+            crate::audio::load_for_model(path, config.sample_rate, self.min_samples())?;
         let excerpt = self
             .members
             .iter()
@@ -320,8 +329,12 @@ mod tests {
     use crate::model::{ModelConfig, PoolingKind};
 
     fn write_member(dir: &Path, name: &str, classes: &[&str], rate: u32) -> PathBuf {
+        write_member_of(dir, "tiny", name, classes, rate)
+    }
+
+    fn write_member_of(dir: &Path, arch: &str, name: &str, classes: &[&str], rate: u32) -> PathBuf {
         let classes = classes.iter().map(|c| c.to_string()).collect();
-        let config = ModelConfig::named("tiny", rate, classes, PoolingKind::Attention).unwrap();
+        let config = ModelConfig::named(arch, rate, classes, PoolingKind::Attention).unwrap();
         let model = IConNet::new(&config, &Device::flex());
         let path = dir.join(format!("{name}.iconnet"));
         checkpoint::save(&model, &ModelCard::new(name, &model), &path).unwrap();
@@ -377,6 +390,19 @@ mod tests {
         );
         let e = load(&[]);
         assert!(e.contains("no members"), "{e}");
+        // Another front-end, with other strides, votes with the same classes and rate.
+        write_member_of(dir.path(), "mfcc", "m", &["no", "yes"], 1000);
+        let path = dir.path().join("mixed.ensemble");
+        Manifest::new("mixed", vec!["a.iconnet".into(), "m.iconnet".into()], vec![])
+            .write(&path)
+            .unwrap();
+        let mixed = Ensemble::load(&path, &Device::flex()).unwrap();
+        let strides: Vec<usize> = mixed.models().map(|m| m.config.total_stride()).collect();
+        assert_ne!(strides[0], strides[1]);
+        assert_eq!(
+            mixed.min_samples(),
+            mixed.models().map(|m| m.config.min_samples()).max().unwrap()
+        );
     }
 
     #[test]
