@@ -126,7 +126,7 @@ pub fn onto_frames(
             ))
         };
     }
-    if values.is_empty() || !(from_frame_s > 0.0) {
+    if values.is_empty() || !from_frame_s.is_finite() || from_frame_s <= 0.0 {
         return Err("a member has no frames to map".into());
     }
     Ok((0..frames)
