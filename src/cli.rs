@@ -152,7 +152,8 @@ pub struct PredictArgs {
     pub files: Vec<PathBuf>,
     /// Bundled model name or checkpoint path (default: the first bundled model found); several
     /// (comma separated or repeated) predict as an ensemble: probabilities and attention
-    /// weights averaged over the members (same classes, sample rate and strides).
+    /// weights averaged over the members (same classes and sample rate; frames of different
+    /// lengths are averaged on the finest).
     #[arg(long, value_delimiter = ',')]
     pub model: Vec<String>,
     /// Print one JSON array with an object per file.

@@ -39,7 +39,8 @@ impl ModelView {
         &self.name
     }
 
-    /// The first member's card: classes, rate and strides are the same for every member.
+    /// The first member's card: classes and rate are the same for every member (front-ends
+    /// and so frame lengths may differ).
     pub fn card(&self) -> &ModelCard {
         &self.members[0].card
     }
