@@ -32,7 +32,7 @@ pub struct Manifest {
     /// Intended use, licence of the data, how the members were made, what the figures mean.
     #[serde(default)]
     pub notes: Vec<String>,
-    /// Held-out figures of this ensemble on excerpts of several lengths, shortest first, when
+    /// Held-out figures of this ensemble on excerpts of several lengths (in any order), when
     /// they were measured: a warning about a short recording cites them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_length: Vec<LengthFigure>,
@@ -314,8 +314,15 @@ fn short_recording_warning(duration_s: f64, excerpt_s: f64, by_length: &[LengthF
     if let (Some(long), Some(short)) = (at_excerpt, near_recording)
         && short.seconds < long.seconds
     {
+        // A user's figures need not fall with length; say "falls" only when they do.
+        let how = if short.value < long.value {
+            "falls from"
+        } else {
+            "is"
+        };
+        let to = if short.value < long.value { "to" } else { "and" };
         text.push_str(&format!(
-            ": its held-out {} falls from {:.2} on {} s excerpts to {:.2} on {} s",
+            ": its held-out {} {how} {:.2} on {} s excerpts {to} {:.2} on {} s",
             long.metric, long.value, long.seconds, short.value, short.seconds
         ));
     }
@@ -454,6 +461,12 @@ from 0.78 on 5 s excerpts to 0.76 on 3 s; record at least 5 s"
             short_recording_warning(1.5, 5.0, &figures),
             "1.5 s is shorter than the 5 s excerpts the model learned from: its held-out MAcc falls \
 from 0.78 on 5 s excerpts to 0.73 on 2 s; record at least 5 s"
+        );
+        // Figures that do not fall are not said to.
+        assert_eq!(
+            short_recording_warning(2.5, 5.0, &[figure(2.0, 0.9), figure(5.0, 0.8)]),
+            "2.5 s is shorter than the 5 s excerpts the model learned from: its held-out MAcc is \
+0.80 on 5 s excerpts and 0.90 on 2 s; record at least 5 s"
         );
         // A model without measured figures (a user's own) gets no borrowed ones.
         assert_eq!(
