@@ -924,7 +924,7 @@ fn middle_excerpts(clips: Vec<trainer::Clip>, length: usize) -> (Vec<trainer::Cl
         if clip.samples.len() > length {
             let start = (clip.samples.len() - length) / 2;
             clip.samples = clip.samples[start..start + length].to_vec();
-            if clip.samples.iter().all(|&v| v == clip.samples[0]) {
+            if crate::audio::is_flat(&clip.samples) {
                 empty.push(clip.path);
                 continue;
             }

@@ -93,6 +93,13 @@ pub fn normalize(samples: &mut [f32]) {
     }
 }
 
+/// Whether `samples` carry no signal: every sample the same (digital silence or a constant).
+pub fn is_flat(samples: &[f32]) -> bool {
+    samples
+        .first()
+        .is_none_or(|&first| samples.iter().all(|&v| v == first))
+}
+
 /// Loads `path`, resamples it to `rate` and normalises it: what the model sees. A recording
 /// with no signal (every sample the same) is refused: any prediction on it would be the
 /// model's bias. `decoded.warnings` also says when the recording is too short for one of the
@@ -103,11 +110,11 @@ pub fn load_for_model(path: &Path, rate: u32, min_samples: usize) -> Result<(Vec
         error: AudioError::Invalid(e),
     };
     let mut decoded = load(path)?;
-    let first = decoded.samples[0];
-    if decoded.samples.iter().all(|&v| v == first) {
+    if is_flat(&decoded.samples) {
         return Err(err(format!(
-            "no signal: all {} samples are {first}, nothing to analyse",
-            decoded.samples.len()
+            "no signal: all {} samples are {}, nothing to analyse",
+            decoded.samples.len(),
+            decoded.samples[0]
         )));
     }
     let mut samples = resample::resample(&decoded.samples, decoded.sample_rate, rate).map_err(err)?;

@@ -205,12 +205,9 @@ pub fn grad_cam_from_kept(
 /// member has the same say whatever the scale of its gradients. Members with different frame
 /// lengths (different front-ends) are averaged on the finest member's frames
 /// ([`super::onto_frames`]).
-pub fn average_heatmaps(maps: Vec<Heatmap>) -> Result<Heatmap, String> {
+pub fn average_heatmaps(mut maps: Vec<Heatmap>) -> Result<Heatmap, String> {
     if maps.len() == 1 {
-        return maps
-            .into_iter()
-            .next()
-            .ok_or_else(|| "an ensemble needs at least one model".into());
+        return Ok(maps.remove(0));
     }
     let reference =
         super::finest(maps.iter().map(|m| m.frame_s)).ok_or("an ensemble needs at least one model")?;

@@ -294,7 +294,10 @@ pub fn analyse_ensemble(ensemble: &Ensemble, samples: &[f32]) -> Result<Analysis
 /// summed to one again on that grid, so every member has the same say). Band energies are the
 /// first member's that has them: each member has its own filters, so their bands do not line
 /// up and cannot be averaged.
-pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
+pub fn average_analyses(mut members: Vec<Analysis>) -> Result<Analysis, String> {
+    if members.len() == 1 {
+        return Ok(members.remove(0));
+    }
     let reference =
         finest(members.iter().map(|a| a.frame_s)).ok_or("an ensemble needs at least one model")?;
     let (frames, frame_s) = (members[reference].attention.len(), members[reference].frame_s);
@@ -311,9 +314,6 @@ pub fn average_analyses(members: Vec<Analysis>) -> Result<Analysis, String> {
     };
     let mut members = members.into_iter();
     let mut first = members.next().ok_or("an ensemble needs at least one model")?;
-    if members.as_slice().is_empty() {
-        return Ok(first);
-    }
     first.attention = on_grid(&first)?;
     let mut n = 1.0f32;
     let mut votes = vec![first.probabilities.clone()];

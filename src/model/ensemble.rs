@@ -315,12 +315,11 @@ fn short_recording_warning(duration_s: f64, excerpt_s: f64, by_length: &[LengthF
         && short.seconds < long.seconds
     {
         // A user's figures need not fall with length; say "falls" only when they do.
-        let how = if short.value < long.value {
-            "falls from"
+        let (how, to) = if short.value < long.value {
+            ("falls from", "to")
         } else {
-            "is"
+            ("is", "and")
         };
-        let to = if short.value < long.value { "to" } else { "and" };
         text.push_str(&format!(
             ": its held-out {} {how} {:.2} on {} s excerpts {to} {:.2} on {} s",
             long.metric, long.value, long.seconds, short.value, short.seconds
