@@ -15,8 +15,15 @@ use iconnet::app::{AppOptions, StudioApp};
 use iconnet::backend::BackendChoice;
 use iconnet::explain::attribution::HeatmapMethod;
 
+/// The bundled digits model as the app opens it: an ensemble of 24 fold models.
 fn digits_model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.iconnet")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.ensemble")
+}
+
+/// One M13 member of the bundled digits ensemble, for tests that build their own ensemble or
+/// need one model's speed.
+fn digits_member() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.fold1.iconnet")
 }
 
 fn app(file: Option<PathBuf>) -> Harness<'static, StudioApp> {
@@ -121,6 +128,9 @@ fn switching_to_grad_cam_and_integrated_gradients_recomputes_the_heatmap() {
     assert!(m.values.iter().all(|v| *v >= 0.0 && v.is_finite()));
     let m = switch_heatmap(&mut h, "integrated gradients", HeatmapMethod::IntegratedGradients);
     assert!(m.values.iter().any(|v| *v > 0.0), "some evidence somewhere");
+    // Only the 12 M13 members have an input gradient; the legend says whose map it is.
+    assert_eq!(m.explained_by, Some((12, 24)));
+    h.get_by_label_contains("(12 of 24 members: the others' fixed log-Mel/MFCC features");
     // Back to attention: cached, no recomputation needed.
     h.get_by_label("attention").click();
     h.step();
@@ -189,7 +199,7 @@ fn selecting_a_filter_in_the_table_selects_it_everywhere() {
 fn an_ensemble_shows_its_vote_and_explains_with_every_member() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("pair.ensemble");
-    let member = digits_model().display().to_string();
+    let member = digits_member().display().to_string();
     iconnet::model::ensemble::Manifest::new("pair", vec![member.clone(), member], vec![])
         .write(&manifest)
         .unwrap();
@@ -293,7 +303,9 @@ fn exports_write_the_heatmap_labels_filters_and_probabilities() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
     assert_eq!(p["model"], "digits");
     let filters = std::fs::read_to_string(dir.path().join("filters.csv")).unwrap();
-    assert!(filters.starts_with("block,filter,channel,f_low_hz"));
+    // The bundled digits model is an ensemble: each filter row names its member.
+    assert!(filters.starts_with("member,block,filter,channel,f_low_hz"));
+    assert!(filters.contains("\ndigits.fold1,0,0,"), "{}", &filters[..200]);
 }
 
 /// The live window shows the input level and the room's noise floor, explains each window with Grad-CAM of the class on
@@ -307,7 +319,7 @@ fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
     samples.extend(std::iter::repeat_n(0.0, 4 * speech.sample_rate as usize));
     let file = dir.path().join("digit-then-silence.wav");
     common::write_wav16(&file, &samples, speech.sample_rate);
-    let mut h = common::live_window(&digits_model(), &file, true);
+    let mut h = common::live_window(&digits_member(), &file, true);
     let start = Instant::now();
     while h
         .query_by_label_contains("showing the last window with sound")

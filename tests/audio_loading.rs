@@ -443,7 +443,7 @@ fn recordings_shorter_than_the_training_excerpts_are_flagged() {
         "3.0 s is shorter than the 5 s excerpts the model learned from: its held-out MAcc falls \
 from 0.78 on 5 s excerpts to 0.75 on 3 s; record at least 5 s"
     );
-    let digits = Ensemble::load(&models.join("digits.iconnet"), &device).unwrap();
+    let digits = Ensemble::load(&models.join("digits.ensemble"), &device).unwrap();
     let digit = shared_data().join("fsdd/7_george_3.wav");
     assert!(audio::load(&digit).unwrap().duration_s() < 1.0);
     assert!(digits.load_recording(&digit).unwrap().1.warnings.is_empty());

@@ -42,6 +42,9 @@ fn explain_writes_views_and_data_headless() {
         .map(|h| h["method"].as_str().unwrap())
         .collect();
     assert_eq!(methods, ["attention", "Grad-CAM", "integrated gradients"]);
+    // Integrated gradients come from the 12 M13 members of the 24 (MFCC has no input gradient).
+    assert_eq!(heatmaps[2]["explained_by"], serde_json::json!([12, 24]));
+    assert!(heatmaps[1].get("explained_by").is_none());
     let filters = std::fs::read_to_string(out.join("filters.csv")).unwrap();
     assert!(filters.lines().count() > 100, "M13 has 128 + 32x128 filter rows");
     for png in [

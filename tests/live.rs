@@ -13,8 +13,9 @@ use burn::tensor::Device;
 use iconnet::live::{InputSpec, LiveConfig, LiveEvent, LiveSession, LiveSummary};
 use iconnet::model::Ensemble;
 
+/// One member of the bundled digits ensemble: live mode's timing tests need one model's speed.
 fn model_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.iconnet")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.fold1.iconnet")
 }
 
 fn model() -> Ensemble {

@@ -661,12 +661,22 @@ impl StudioApp {
             .model
             .as_ref()
             .is_some_and(|m| m.card().config.uniform_pooling());
+        let integrable = self
+            .data
+            .model
+            .as_ref()
+            .is_none_or(|m| m.cards().any(|c| c.config.has_input_gradient()));
         for m in HeatmapMethod::ALL {
             let label = match m {
                 HeatmapMethod::Attention if mean_pooled => "frames pooled (no attention)",
                 _ => m.label(),
             };
-            ui.radio_value(&mut method, m, label);
+            let enabled = m != HeatmapMethod::IntegratedGradients || integrable;
+            ui.add_enabled_ui(enabled, |ui| ui.radio_value(&mut method, m, label))
+                .inner
+                .on_disabled_hover_text(
+                    "needs a learned front-end: this model's log-Mel/MFCC features have no input gradient",
+                );
         }
         if let Some(model) = &self.data.model {
             let classes = &model.card().config.classes;

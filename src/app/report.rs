@@ -53,7 +53,7 @@ pub fn write_report(
     let autodiff = attribution::load_for_attribution(req.model, device)?;
     let mut heatmaps: Vec<Arc<Heatmap>> = vec![Arc::new(attribution::attention(&analysis))];
     let mut methods = vec![HeatmapMethod::GradCam];
-    if autodiff.models().all(|m| !m.blocks.is_empty()) {
+    if autodiff.models().any(|m| m.has_input_gradient()) {
         methods.push(HeatmapMethod::IntegratedGradients);
     }
     for method in methods {

@@ -54,11 +54,25 @@ pub struct Heatmap {
     pub frame_s: f64,
     /// Attention of a mean-pooling model: equal weight on every frame pooled.
     pub uniform_pooling: bool,
+    /// `(k, n)` when only `k` of an ensemble's `n` members could give this map (integrated
+    /// gradients need a learned front-end); None when every member did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained_by: Option<(usize, usize)>,
 }
 
 impl Heatmap {
     /// e.g. "Grad-CAM for abnormal".
     pub fn title(&self) -> String {
+        let title = self.method_title();
+        match self.explained_by {
+            Some((k, n)) => format!(
+                "{title} ({k} of {n} members: the others' fixed log-Mel/MFCC features have no input gradient)"
+            ),
+            None => title,
+        }
+    }
+
+    fn method_title(&self) -> String {
         match &self.class {
             Some(c) => format!("{} for {c}", self.method.label()),
             None if self.uniform_pooling => {
@@ -155,9 +169,21 @@ pub fn explain_ensemble(
         progress(1.0);
         return average_heatmaps(maps);
     }
-    let n = ensemble.len() as f32;
-    let mut maps = Vec::with_capacity(ensemble.len());
-    for (i, model) in ensemble.models().enumerate() {
+    // Input gradients exist only through a learned (FIR) front-end, so integrated gradients
+    // of a mixed ensemble come from its FIR members, and the map says so.
+    let explaining: Vec<&IConNet> = ensemble
+        .models()
+        .filter(|m| method != HeatmapMethod::IntegratedGradients || m.has_input_gradient())
+        .collect();
+    if explaining.is_empty() {
+        return Err(format!(
+            "{} need a learned front-end, and this model's features are fixed log-Mel/MFCC: use Grad-CAM",
+            method.label()
+        ));
+    }
+    let n = explaining.len() as f32;
+    let mut maps = Vec::with_capacity(explaining.len());
+    for (i, model) in explaining.iter().copied().enumerate() {
         let map = match method {
             HeatmapMethod::Attention => return Err("attention comes with the analysis".into()),
             HeatmapMethod::GradCam => grad_cam(model, samples, class)?,
@@ -168,7 +194,11 @@ pub fn explain_ensemble(
         progress((i + 1) as f32 / n);
         maps.push(map);
     }
-    average_heatmaps(maps)
+    let mut map = average_heatmaps(maps)?;
+    if explaining.len() < ensemble.len() {
+        map.explained_by = Some((explaining.len(), ensemble.len()));
+    }
+    Ok(map)
 }
 
 /// Grad-CAM for `class` from the pooling inputs an analysis kept
@@ -304,6 +334,7 @@ pub fn attention(analysis: &super::Analysis) -> Heatmap {
         times_s: analysis.times_s.clone(),
         frame_s: analysis.frame_s,
         uniform_pooling: analysis.uniform_pooling,
+        explained_by: None,
     }
 }
 
@@ -336,6 +367,7 @@ fn heatmap(model: &IConNet, method: HeatmapMethod, class: Option<usize>, values:
         values,
         frame_s,
         uniform_pooling: false,
+        explained_by: None,
     }
 }
 
@@ -365,7 +397,50 @@ mod tests {
             values,
             frame_s: 0.5,
             uniform_pooling: false,
+            explained_by: None,
         }
+    }
+
+    fn member(arch: &str, device: &burn::tensor::Device) -> crate::model::ensemble::Member {
+        use crate::model::{ModelConfig, PoolingKind};
+        let classes = vec!["no".to_string(), "yes".to_string()];
+        let config = ModelConfig::named(arch, 1000, classes, PoolingKind::Attention).unwrap();
+        // Without dropout the same clip gives the same gradients, as in the app.
+        let model = IConNet::new(&config, device).without_dropout();
+        let card = crate::model::checkpoint::ModelCard::new(arch, &model);
+        crate::model::ensemble::Member {
+            model,
+            card,
+            path: format!("{arch}.iconnet").into(),
+        }
+    }
+
+    #[test]
+    fn integrated_gradients_of_a_mixed_ensemble_come_from_its_learned_front_ends() {
+        let device = burn::tensor::Device::flex().autodiff();
+        let path = std::path::Path::new("mixed.ensemble");
+        let fir = member("tiny", &device);
+        let samples: Vec<f32> = (0..1500).map(|t| (t as f32 * 0.3).sin()).collect();
+        let alone = integrated_gradients(&fir.model, &samples, 1, 3, |_| {}).unwrap();
+        let mixed = Ensemble::new("mixed", path, vec![], vec![fir, member("mfcc", &device)]).unwrap();
+        let map =
+            explain_ensemble(&mixed, &samples, HeatmapMethod::IntegratedGradients, 1, 3, |_| {}).unwrap();
+        // The MFCC member has no input gradient: the map is the FIR member's, and says so.
+        assert_eq!(map.values, alone.values);
+        assert_eq!(map.explained_by, Some((1, 2)));
+        assert_eq!(
+            map.title(),
+            "integrated gradients for yes (1 of 2 members: the others' fixed log-Mel/MFCC \
+features have no input gradient)"
+        );
+        // Grad-CAM needs no input gradient: every member explains.
+        let cam = explain_ensemble(&mixed, &samples, HeatmapMethod::GradCam, 1, 3, |_| {}).unwrap();
+        assert_eq!(cam.explained_by, None);
+        // With no learned front-end at all, the error names the way out.
+        let fixed = Ensemble::new("fixed", path, vec![], vec![member("mfcc", &device)]).unwrap();
+        let e =
+            explain_ensemble(&fixed, &samples, HeatmapMethod::IntegratedGradients, 1, 3, |_| {}).unwrap_err();
+        assert!(e.contains("learned front-end") && e.contains("Grad-CAM"), "{e}");
     }
 
     #[test]

@@ -68,15 +68,22 @@ pub fn heatmap_csv(h: &Heatmap) -> String {
     out
 }
 
-/// The same as JSON: `{"method", "class", "frame_s", "times_s", "weights"}`.
+/// The same as JSON: `{"method", "class", "frame_s", "times_s", "weights"}`, plus
+/// `"explained_by": [k, n]` and the title when only k of n members gave the map.
 pub fn heatmap_json(h: &Heatmap) -> Value {
-    json!({
+    let mut out = json!({
         "method": h.method.label(),
         "class": h.class,
         "frame_s": h.frame_s,
         "times_s": h.times_s,
         "weights": h.values,
-    })
+    });
+    if let Some((k, n)) = h.explained_by {
+        // A map from part of an ensemble says whose it is, as its title does.
+        out["explained_by"] = json!([k, n]);
+        out["title"] = json!(h.title());
+    }
+    out
 }
 
 /// `{"file", "model", "top_class", "probabilities": {class: p}}`.
@@ -127,6 +134,7 @@ mod tests {
             times_s: vec![0.125, 0.375, 0.625, 0.875],
             frame_s: 0.25,
             uniform_pooling: false,
+            explained_by: None,
         };
         assert_eq!(
             audacity_labels(&h, 0.5),

@@ -418,6 +418,13 @@ impl ModelConfig {
         self.pooling == PoolingKind::Mean
     }
 
+    /// Whether the front-end is learned FIR blocks. Only they are differentiable with respect
+    /// to the input here (log-Mel/MFCC features are computed outside autodiff), so only they
+    /// give integrated gradients.
+    pub fn has_input_gradient(&self) -> bool {
+        matches!(self.front_end, FrontEndConfig::Fir { .. })
+    }
+
     /// Input samples per pooled frame (front-end and context pooling).
     pub fn total_stride(&self) -> usize {
         self.front_end_stride() * self.context.as_ref().map_or(1, |c| c.pool)

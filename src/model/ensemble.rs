@@ -122,8 +122,9 @@ pub struct Member {
     pub path: PathBuf,
 }
 
-/// Models that vote together. Every member has the same classes, sample rate and total stride,
-/// so their probabilities and their per-frame attention line up.
+/// Models that vote together. Every member has the same classes and sample rate, so their
+/// probabilities line up; members with different front-ends (strides) have their per-frame
+/// maps averaged on the finest member's frames ([`crate::explain::onto_frames`]).
 #[derive(Clone, Debug)]
 pub struct Ensemble {
     pub name: String,

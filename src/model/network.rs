@@ -332,6 +332,11 @@ impl IConNet {
             .collect())
     }
 
+    /// Whether [`Self::input_gradient`] exists ([`ModelConfig::has_input_gradient`]).
+    pub fn has_input_gradient(&self) -> bool {
+        self.config.has_input_gradient()
+    }
+
     /// `d logit[class] / d input`, `[batch * time]` row-major, through every FIR block (the FFT
     /// op's exact input gradient) and the pooled-input path. Needs an autodiff device and a
     /// FIR front-end.
@@ -339,7 +344,7 @@ impl IConNet {
         if !self.device().is_autodiff() {
             return Err("input gradients need the model on an autodiff device".into());
         }
-        if self.blocks.is_empty() {
+        if !self.has_input_gradient() {
             return Err(
                 "input gradients need a FIR front-end (log-Mel/MFCC features are not differentiable here)"
                     .into(),
