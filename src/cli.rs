@@ -91,7 +91,8 @@ pub struct LiveArgs {
     /// No window: print one JSON line per analysis and a summary line at the end.
     #[arg(long)]
     pub headless: bool,
-    /// Seconds of audio per analysis (default: 3 for speech models, 6 for heart models).
+    /// Seconds of audio per analysis (default: 6 for heart models; 3 for speech models, or
+    /// their training crops if shorter, at least 1: 1 s for the bundled digits).
     #[arg(long)]
     pub window: Option<f64>,
     /// Seconds between analyses.
@@ -480,7 +481,7 @@ fn live(args: LiveArgs, choice: BackendChoice) -> Result<i32, String> {
     let path = resolve_model(args.model.as_deref())?;
     let backend = backend::select(choice)?;
     let (model, view) = crate::app::worker::load_model(&path, &backend.device, &backend.description)?;
-    let mut config = LiveConfig::for_rate(model.config().sample_rate);
+    let mut config = LiveConfig::for_model(&model);
     if let Some(w) = args.window {
         config.window_s = w;
     }

@@ -63,6 +63,24 @@ impl LiveConfig {
             grad_cam: false,
         }
     }
+
+    /// [`Self::for_rate`] for `model`, with a speech model's window cut to its training crops
+    /// when they were shorter (at least 1 s): a digit model learned from 1 s crops, and a 3 s
+    /// window would hold several words and cost three times the compute (a 24-member digit
+    /// ensemble needs ~185 ms per 3 s window on 2 cores, over the 150 ms budget).
+    pub fn for_model(model: &Ensemble) -> Self {
+        let rate = model.config().sample_rate;
+        let mut config = Self::for_rate(rate);
+        let longest_crop = model
+            .members
+            .iter()
+            .filter_map(|m| m.card.training_crop_seconds())
+            .reduce(f64::max);
+        if let Some(crop) = longest_crop.filter(|_| rate > 4000) {
+            config.window_s = crop.clamp(1.0, config.window_s);
+        }
+        config
+    }
 }
 
 /// One analysis of the latest window.
@@ -470,4 +488,49 @@ fn analyse_window(
         held,
         grad_cam,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::checkpoint::ModelCard;
+    use crate::model::ensemble::Member;
+    use crate::model::{IConNet, ModelConfig, PoolingKind};
+
+    fn model_with_crops(rate: u32, crops: &[Option<f64>]) -> Ensemble {
+        let classes = vec!["a".to_string(), "b".to_string()];
+        let config = ModelConfig::named("tiny", rate, classes, PoolingKind::Attention).unwrap();
+        let members = crops
+            .iter()
+            .map(|crop| {
+                let model = IConNet::new(&config, &burn::tensor::Device::flex());
+                let mut card = ModelCard::new("m", &model);
+                if let Some(c) = crop {
+                    card.training.insert("crop_seconds".into(), (*c).into());
+                }
+                Member {
+                    model,
+                    card,
+                    path: "m.iconnet".into(),
+                }
+            })
+            .collect();
+        Ensemble::new("e", std::path::Path::new("e.ensemble"), vec![], members).unwrap()
+    }
+
+    #[test]
+    fn a_speech_model_listens_to_windows_as_long_as_its_training_crops() {
+        let window =
+            |rate, crops: &[Option<f64>]| LiveConfig::for_model(&model_with_crops(rate, crops)).window_s;
+        // Digits (1 s crops) get 1 s windows; emotion (3 s) keeps 3 s; the longest member wins.
+        assert_eq!(window(8000, &[Some(1.0)]), 1.0);
+        assert_eq!(window(8000, &[Some(3.0)]), 3.0);
+        assert_eq!(window(16000, &[Some(1.0), Some(2.0), None]), 2.0);
+        // Never below 1 s nor above the speech default; unknown crops keep the default.
+        assert_eq!(window(8000, &[Some(0.5)]), 1.0);
+        assert_eq!(window(8000, &[Some(8.0)]), 3.0);
+        assert_eq!(window(8000, &[None]), 3.0);
+        // Heart models keep their 6 s windows whatever their 5 s excerpts.
+        assert_eq!(window(1000, &[Some(5.0)]), 6.0);
+    }
 }

@@ -118,8 +118,14 @@ impl ModelCard {
     /// whose clips are shorter than their crops) or the card does not say.
     pub fn training_excerpt_seconds(&self) -> Option<f64> {
         self.groups_are_recordings()
-            .then(|| self.training.get("crop_seconds")?.as_f64())
+            .then(|| self.training_crop_seconds())
             .flatten()
+    }
+
+    /// The length of the training crops (an excerpt of a long recording, or room for a whole
+    /// short clip); None when the card does not say.
+    pub fn training_crop_seconds(&self) -> Option<f64> {
+        self.training.get("crop_seconds")?.as_f64()
     }
 }
 
