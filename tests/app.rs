@@ -195,6 +195,43 @@ fn selecting_a_filter_in_the_table_selects_it_everywhere() {
     );
 }
 
+/// An MFCC member of the bundled digits ensemble learned no filters: the browser shows its fixed
+/// mel bands (table and measured responses) where an M13 member's filters would be.
+#[test]
+fn an_mfcc_member_shows_its_fixed_mel_bands() {
+    let file = common::shared_data().join("fsdd/7_george_3.wav");
+    let mut h = app(Some(file));
+    step_until(&mut h, "analysis", |a| a.data.analysis.is_some() && a.idle());
+    let mfcc = h
+        .state()
+        .data
+        .model
+        .as_ref()
+        .unwrap()
+        .members
+        .iter()
+        .position(|m| m.filters.is_empty());
+    assert_eq!(mfcc, Some(12), "members 13-24 are MFCC");
+    h.state_mut().view.member = 12;
+    h.run_steps(2);
+    h.get_by_label_contains("digits.mfcc.fold1: fixed MFCC front-end, not learned: 64 triangular mel bands");
+    h.get_by_label("peak Hz");
+    h.get_by_label_contains("mel band 0: 0.0-");
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "3")
+        .click();
+    h.run_steps(2);
+    // Band 3 of 64 on 0-4000 Hz: its triangle rises from band 2's peak to its own.
+    let edges = iconnet::dsp::spectral::mel_band_edges_hz(64, 8000.0);
+    h.get_by_label_contains(&format!(
+        "mel band 3: {:.1}-{:.1} Hz, peak {:.1} Hz",
+        edges[3][0], edges[3][2], edges[3][1]
+    ));
+    assert!(h.state().error().is_none());
+    if let Ok(path) = std::env::var("ICONNET_KEEP_SCREENSHOT") {
+        h.render().unwrap().save(path).unwrap();
+    }
+}
+
 #[test]
 fn an_ensemble_shows_its_vote_and_explains_with_every_member() {
     let dir = tempfile::tempdir().unwrap();

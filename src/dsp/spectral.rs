@@ -5,16 +5,23 @@ use realfft::RealFftPlanner;
 
 use super::kernel::{hz_to_mel, mel_to_hz};
 
-/// Triangular mel filterbank `[n_mels][n_fft/2 + 1]` over `0..sr/2`.
-pub fn mel_filterbank(n_fft: usize, n_mels: usize, sample_rate: f64) -> Vec<Vec<f32>> {
-    let bins = n_fft / 2 + 1;
+/// `[low, centre, high]` in Hz of each of the `n_mels` triangles of [`mel_filterbank`]: points
+/// equally spaced in mel from 0 to `sample_rate / 2`, each triangle rising from its lower
+/// neighbour's centre to its own and falling to its upper neighbour's.
+pub fn mel_band_edges_hz(n_mels: usize, sample_rate: f64) -> Vec<[f64; 3]> {
     let top = hz_to_mel(sample_rate / 2.0);
     let edges: Vec<f64> = (0..n_mels + 2)
         .map(|i| mel_to_hz(top * i as f64 / (n_mels + 1) as f64))
         .collect();
-    (0..n_mels)
-        .map(|m| {
-            let (lo, mid, hi) = (edges[m], edges[m + 1], edges[m + 2]);
+    edges.windows(3).map(|w| [w[0], w[1], w[2]]).collect()
+}
+
+/// Triangular mel filterbank `[n_mels][n_fft/2 + 1]` over `0..sr/2`.
+pub fn mel_filterbank(n_fft: usize, n_mels: usize, sample_rate: f64) -> Vec<Vec<f32>> {
+    let bins = n_fft / 2 + 1;
+    mel_band_edges_hz(n_mels, sample_rate)
+        .into_iter()
+        .map(|[lo, mid, hi]| {
             (0..bins)
                 .map(|b| {
                     let f = b as f64 * sample_rate / n_fft as f64;
@@ -32,14 +39,66 @@ pub fn mel_filterbank(n_fft: usize, n_mels: usize, sample_rate: f64) -> Vec<Vec<
         .collect()
 }
 
+/// The Hann window of [`log_mel`]'s frames.
+fn hann(n_fft: usize) -> Vec<f32> {
+    (0..n_fft)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n_fft as f32).cos())
+        .collect()
+}
+
+/// Measured power response of every mel band, as [`log_mel`] computes it: a unit cosine at each
+/// of `n_points` frequencies from 0 to Nyquist, one Hann-windowed frame, its FFT power weighted
+/// by each triangle. Returns the frequencies and, per band, `10 log10` of its energy relative to
+/// the band's largest (0 dB at its peak; the Hann window's leakage included). A band too narrow
+/// to hold an FFT bin gets no energy at any frequency: all `-inf`.
+pub fn mel_band_responses_db(
+    n_fft: usize,
+    n_mels: usize,
+    sample_rate: f64,
+    n_points: usize,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let bank = mel_filterbank(n_fft, n_mels, sample_rate);
+    let window = hann(n_fft);
+    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
+    let hz: Vec<f64> = (0..n_points)
+        .map(|i| sample_rate / 2.0 * i as f64 / (n_points.max(2) - 1) as f64)
+        .collect();
+    let energies: Vec<Vec<f64>> = hz
+        .iter()
+        .map(|&f| {
+            let mut frame: Vec<f32> = window
+                .iter()
+                .enumerate()
+                .map(|(t, w)| w * (2.0 * std::f64::consts::PI * f * t as f64 / sample_rate).cos() as f32)
+                .collect();
+            let mut spec = fft.make_output_vec();
+            fft.process(&mut frame, &mut spec)
+                .expect("buffer sizes come from the plan");
+            bank.iter()
+                .map(|row| {
+                    row.iter()
+                        .zip(&spec)
+                        .map(|(w, c)| *w as f64 * c.norm_sqr() as f64)
+                        .sum()
+                })
+                .collect()
+        })
+        .collect();
+    let responses = (0..n_mels)
+        .map(|m| {
+            let peak = energies.iter().map(|e| e[m]).fold(0.0, f64::max);
+            energies.iter().map(|e| 10.0 * (e[m] / peak).log10()).collect()
+        })
+        .collect();
+    (hz, responses)
+}
+
 /// Log-Mel spectrogram `[n_mels, T / hop]` of one signal; frame `j` is centred on
 /// `j hop + hop/2` (zero padded), so frames line up with the FIR front-end's.
 pub fn log_mel(x: &[f32], n_fft: usize, hop: usize, n_mels: usize, sample_rate: f64) -> Vec<f32> {
     let frames = x.len() / hop;
     let bank = mel_filterbank(n_fft, n_mels, sample_rate);
-    let window: Vec<f32> = (0..n_fft)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n_fft as f32).cos())
-        .collect();
+    let window = hann(n_fft);
     let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
     let columns: Vec<Vec<f32>> = (0..frames)
         .into_par_iter()
@@ -115,5 +174,52 @@ mod tests {
         let bank = mel_filterbank(256, n_mels, sr);
         let bin = (1000.0 / sr * 256.0) as usize;
         assert!(bank[best][bin] > 0.3, "band {best} does not cover 1 kHz");
+    }
+
+    #[test]
+    fn mel_bands_are_equally_spaced_in_mel_and_share_their_edges() {
+        // 8 kHz: Nyquist 4000 Hz is 2146.1 mel; 3 bands put points every 2146.1 / 4 mel.
+        let edges = mel_band_edges_hz(3, 8000.0);
+        let step = hz_to_mel(4000.0) / 4.0;
+        for (m, [lo, mid, hi]) in edges.iter().enumerate() {
+            assert!((hz_to_mel(*lo) - step * m as f64).abs() < 1e-9);
+            assert!((hz_to_mel(*mid) - step * (m + 1) as f64).abs() < 1e-9);
+            assert!((hz_to_mel(*hi) - step * (m + 2) as f64).abs() < 1e-9);
+        }
+        assert_eq!(edges[0][0], 0.0);
+        assert!((edges[2][2] - 4000.0).abs() < 1e-9);
+        assert_eq!(edges[1][0], edges[0][1]);
+    }
+
+    #[test]
+    fn a_mel_band_passes_its_triangle_and_stops_three_bins_beyond_it() {
+        // 256-point FFT at 8 kHz: bins 31.25 Hz apart; the Hann window's main lobe spans +-2
+        // bins and its sidelobes are below -31 dB.
+        let (sr, n_fft, n_mels) = (8000.0, 256, 20);
+        let (hz, db) = mel_band_responses_db(n_fft, n_mels, sr, 2049);
+        let bin = sr / n_fft as f64;
+        let edges = mel_band_edges_hz(n_mels, sr);
+        for m in [5, 12] {
+            let [lo, mid, hi] = edges[m];
+            let at = |f: f64| db[m][hz.iter().position(|&h| h >= f).unwrap()];
+            let peak = hz[(0..hz.len())
+                .max_by(|&a, &b| db[m][a].total_cmp(&db[m][b]))
+                .unwrap()];
+            assert!(
+                (peak - mid).abs() <= bin,
+                "band {m}: peak {peak} Hz, centre {mid} Hz"
+            );
+            assert!(at(mid) > -3.0, "band {m} at its centre: {} dB", at(mid));
+            assert!(
+                at(hi + 3.0 * bin) < -30.0,
+                "band {m} above: {} dB",
+                at(hi + 3.0 * bin)
+            );
+            assert!(
+                at(lo - 3.0 * bin) < -30.0,
+                "band {m} below: {} dB",
+                at(lo - 3.0 * bin)
+            );
+        }
     }
 }

@@ -1,12 +1,14 @@
 //! Filter bank browser: a sortable table of every learned filter, the selected filter's kernel,
 //! window and magnitude response (learned and initial band edges drawn together), and an overlay
-//! of all first-block responses with their summed response.
+//! of all first-block responses with their summed response. A log-Mel/MFCC member shows its
+//! fixed mel bands the same way ([`super::fixed_bank`]).
 
 use std::path::PathBuf;
 
 use eframe::egui::{self, Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, VLine};
 
+use super::fixed_bank::FixedBankPanel;
 use crate::app::context::ViewContext;
 use crate::app::session::{Loaded, MemberView};
 use crate::dsp::kernel::{hz_to_mel, mel_to_hz};
@@ -24,14 +26,14 @@ pub enum FrequencyAxis {
 }
 
 impl FrequencyAxis {
-    fn to_axis(self, hz: f64) -> f64 {
+    pub fn to_axis(self, hz: f64) -> f64 {
         match self {
             Self::Linear => hz,
             Self::Log => hz.max(1.0).log10(),
             Self::Mel => hz_to_mel(hz),
         }
     }
-    fn to_hz(self, x: f64) -> f64 {
+    pub fn to_hz(self, x: f64) -> f64 {
         match self {
             Self::Linear => x,
             Self::Log => 10f64.powf(x),
@@ -100,6 +102,8 @@ pub struct FiltersPanel {
     /// Responses of every filter (dB) for the model at `cached_for`.
     responses: Vec<(Vec<f64>, Vec<f64>)>,
     cached_for: Option<PathBuf>,
+    /// The mel bands of a log-Mel/MFCC member, browsed instead of learned filters.
+    fixed: FixedBankPanel,
 }
 
 impl Default for FiltersPanel {
@@ -110,6 +114,7 @@ impl Default for FiltersPanel {
             axis: FrequencyAxis::Linear,
             responses: Vec::new(),
             cached_for: None,
+            fixed: FixedBankPanel::default(),
         }
     }
 }
@@ -139,10 +144,11 @@ impl FiltersPanel {
         }
         let model = model.member(view.member);
         if model.filters.is_empty() {
-            ui.label(format!(
-                "{} uses a fixed {} front-end: there are no learned filters to browse.",
-                model.card.name, model.card.config.arch
-            ));
+            // A log-Mel/MFCC member learned no filters; its fixed mel bands stand in their place.
+            let height = ui.available_height();
+            if !self.fixed.ui(ui, model, &mut self.axis, height) {
+                ui.label(format!("{} has no filters to browse.", model.card.name));
+            }
             return;
         }
         self.cache(model);

@@ -2,6 +2,7 @@
 //! shared [`super::context::ViewContext`].
 
 pub mod filters;
+pub mod fixed_bank;
 pub mod prediction;
 pub mod spectrogram;
 pub mod waveform;

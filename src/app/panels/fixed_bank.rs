@@ -1,0 +1,229 @@
+//! The fixed front-end of a log-Mel or MFCC member, shown where a learned member's filter browser
+//! would be: its mel bands as a table and their measured responses in dB with their power sum,
+//! drawn like a learned block's overlay so that the two kinds of member can be compared.
+
+use std::path::PathBuf;
+
+use eframe::egui::{self, Color32, RichText, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
+
+use super::filters::{FrequencyAxis, summed_response_db};
+use crate::app::session::MemberView;
+use crate::dsp::spectral::{mel_band_edges_hz, mel_band_responses_db};
+use crate::model::config::{FrontEndConfig, ModelConfig};
+
+/// Probe frequencies of each measured band response.
+const RESPONSE_POINTS: usize = 1024;
+
+/// The mel filterbank of a log-Mel/MFCC front-end: `(n_fft, hop, n_mels, n_mfcc)`, with `n_mfcc`
+/// None for log-Mel; None for a learned front-end.
+fn mel_front_end(config: &ModelConfig) -> Option<(usize, usize, usize, Option<usize>)> {
+    match config.front_end {
+        FrontEndConfig::Fir { .. } => None,
+        FrontEndConfig::LogMel { n_fft, hop, n_mels } => Some((n_fft, hop, n_mels, None)),
+        FrontEndConfig::Mfcc {
+            n_fft,
+            hop,
+            n_mels,
+            n_mfcc,
+        } => Some((n_fft, hop, n_mels, Some(n_mfcc))),
+    }
+}
+
+/// One line saying what a fixed front-end computes; None for a learned one.
+pub fn describe(config: &ModelConfig) -> Option<String> {
+    let (n_fft, hop, n_mels, n_mfcc) = mel_front_end(config)?;
+    let rate = config.sample_rate as f64;
+    let bands = mel_band_edges_hz(n_mels, rate);
+    let ms = |samples: usize| 1000.0 * samples as f64 / rate;
+    let (kind, last_step) = match n_mfcc {
+        Some(k) => ("MFCC", format!("log band energies, DCT-II to {k} coefficients")),
+        None => ("log-Mel", "log band energies".to_string()),
+    };
+    Some(format!(
+        "fixed {kind} front-end, not learned: {n_mels} triangular mel bands peaking at {:.0}-{:.0} Hz on \
+         a {n_fft}-point FFT of {:.1} ms Hann frames every {:.1} ms at {} Hz; {last_step}",
+        bands.first().map_or(0.0, |b| b[1]),
+        bands.last().map_or(0.0, |b| b[1]),
+        ms(n_fft),
+        ms(hop),
+        config.sample_rate,
+    ))
+}
+
+#[derive(Default)]
+pub struct FixedBankPanel {
+    cached_for: Option<PathBuf>,
+    /// `[low, peak, high]` Hz per band.
+    bands: Vec<[f64; 3]>,
+    hz: Vec<f64>,
+    /// Power response per band, dB re its peak.
+    responses: Vec<Vec<f64>>,
+    selected: usize,
+}
+
+impl FixedBankPanel {
+    /// Draws `member`'s fixed filterbank; false (drawing nothing) when its front-end is learned.
+    pub fn ui(&mut self, ui: &mut Ui, member: &MemberView, axis: &mut FrequencyAxis, height: f32) -> bool {
+        let Some(description) = describe(&member.card.config) else {
+            return false;
+        };
+        self.cache(member);
+        self.selected = self.selected.min(self.bands.len().saturating_sub(1));
+        ui.horizontal(|ui| {
+            ui.label("frequency axis:");
+            ui.selectable_value(axis, FrequencyAxis::Linear, "linear");
+            ui.selectable_value(axis, FrequencyAxis::Log, "log");
+            ui.selectable_value(axis, FrequencyAxis::Mel, "mel");
+            ui.separator();
+            if let Some([lo, peak, hi]) = self.bands.get(self.selected) {
+                ui.label(
+                    RichText::new(format!(
+                        "mel band {}: {lo:.1}-{hi:.1} Hz, peak {peak:.1} Hz (fixed)",
+                        self.selected
+                    ))
+                    .strong(),
+                );
+            }
+        });
+        ui.label(RichText::new(format!("{}: {description}", member.card.name)).small());
+        let height = ui.available_height().min(height);
+        ui.columns(2, |cols| {
+            self.table(&mut cols[0], height);
+            self.overlay(&mut cols[1], *axis, height);
+        });
+        true
+    }
+
+    fn cache(&mut self, member: &MemberView) {
+        if self.cached_for.as_ref() == Some(&member.path) {
+            return;
+        }
+        let Some((n_fft, _, n_mels, _)) = mel_front_end(&member.card.config) else {
+            return;
+        };
+        let rate = member.card.config.sample_rate as f64;
+        self.bands = mel_band_edges_hz(n_mels, rate);
+        (self.hz, self.responses) = mel_band_responses_db(n_fft, n_mels, rate, RESPONSE_POINTS);
+        self.cached_for = Some(member.path.clone());
+    }
+
+    fn table(&mut self, ui: &mut Ui, height: f32) {
+        egui::ScrollArea::both()
+            .id_salt("mel-band-table")
+            .max_height(height)
+            .show(ui, |ui| {
+                egui::Grid::new("mel-band-grid").striped(true).show(ui, |ui| {
+                    for name in ["#", "f_low Hz", "f_high Hz", "peak Hz", "width Hz"] {
+                        ui.label(RichText::new(name).strong());
+                    }
+                    ui.end_row();
+                    for (i, [lo, peak, hi]) in self.bands.iter().enumerate() {
+                        if ui.selectable_label(self.selected == i, format!("{i}")).clicked() {
+                            self.selected = i;
+                        }
+                        for v in [lo, hi, peak, &(hi - lo)] {
+                            ui.label(format!("{v:.1}"));
+                        }
+                        ui.end_row();
+                    }
+                });
+            });
+    }
+
+    fn overlay(&mut self, ui: &mut Ui, axis: FrequencyAxis, height: f32) {
+        if self.responses.is_empty() {
+            return;
+        }
+        let to_points = |db: &[f64]| -> Vec<[f64; 2]> {
+            self.hz
+                .iter()
+                .zip(db)
+                .filter(|(h, d)| d.is_finite() && (axis != FrequencyAxis::Log || **h > 0.0))
+                // The Hann window's far sidelobes reach -120 dB; below -80 only flattens the view.
+                .map(|(&h, &d)| [axis.to_axis(h), d.max(-80.0)])
+                .collect()
+        };
+        let formatter = move |m: egui_plot::GridMark, _: &std::ops::RangeInclusive<f64>| {
+            format!("{:.0}", axis.to_hz(m.value))
+        };
+        let summed = summed_response_db(&self.responses);
+        let [lo, _, hi] = self.bands[self.selected];
+        let response = Plot::new("mel-overlay")
+            .height(height.max(80.0))
+            .legend(Legend::default())
+            .x_axis_label("fixed mel band responses, frequency (Hz)")
+            .y_axis_label("dB")
+            .x_axis_formatter(formatter)
+            .include_y(-60.0)
+            .include_y(5.0)
+            .show(ui, |p| {
+                for (i, db) in self.responses.iter().enumerate() {
+                    if i != self.selected {
+                        p.line(
+                            Line::new("all bands", PlotPoints::new(to_points(db)))
+                                .color(Color32::from_gray(90))
+                                .width(0.5)
+                                .allow_hover(false),
+                        );
+                    }
+                }
+                p.line(
+                    Line::new("summed (power)", PlotPoints::new(to_points(&summed)))
+                        .color(Color32::from_rgb(255, 120, 120))
+                        .width(1.5),
+                );
+                p.line(
+                    Line::new(
+                        "selected band",
+                        PlotPoints::new(to_points(&self.responses[self.selected])),
+                    )
+                    .color(Color32::LIGHT_BLUE)
+                    .width(2.0),
+                );
+                for edge in [lo.max(1.0), hi] {
+                    p.vline(
+                        VLine::new("triangle feet", axis.to_axis(edge))
+                            .color(Color32::from_rgb(255, 200, 80)),
+                    );
+                }
+                p.pointer_coordinate()
+            });
+        // Clicking the overlay selects the band whose peak is nearest.
+        if response.response.clicked()
+            && let Some(pos) = response.inner
+        {
+            let hz = axis.to_hz(pos.x);
+            if let Some(best) = (0..self.bands.len()).min_by(|&a, &b| {
+                (self.bands[a][1] - hz)
+                    .abs()
+                    .total_cmp(&(self.bands[b][1] - hz).abs())
+            }) {
+                self.selected = best;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PoolingKind;
+
+    #[test]
+    fn a_fixed_front_end_says_what_it_computes_and_a_learned_one_nothing() {
+        let classes = vec!["a".to_string(), "b".to_string()];
+        let mut mfcc = ModelConfig::named("mfcc", 8000, classes.clone(), PoolingKind::Mean).unwrap();
+        mfcc.set_spectral_frame_ms(32.0, 8.0).unwrap();
+        let text = describe(&mfcc).unwrap();
+        // 32 ms at 8 kHz is a 256-point FFT; 8 ms a 64-sample hop.
+        assert!(text.starts_with("fixed MFCC front-end, not learned: "), "{text}");
+        assert!(
+            text.contains("a 256-point FFT of 32.0 ms Hann frames every 8.0 ms at 8000 Hz"),
+            "{text}"
+        );
+        assert!(text.ends_with("DCT-II to 40 coefficients"), "{text}");
+        let m13 = ModelConfig::named("m13", 8000, classes, PoolingKind::Mean).unwrap();
+        assert_eq!(describe(&m13), None);
+    }
+}
