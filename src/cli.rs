@@ -1034,6 +1034,25 @@ fn filters(model: &str) -> Result<i32, String> {
     let path = resolve_model(Some(model))?;
     let (_, view) = crate::app::worker::load_model(&path, &burn::tensor::Device::flex(), "flex")?;
     let tables = view.filter_tables();
+    // Members with a fixed front-end have no rows; say so rather than leave them out silently,
+    // one line per kind of front-end.
+    let mut fixed: Vec<(String, Vec<&str>)> = Vec::new();
+    for card in view.cards() {
+        if let Some(summary) = card.config.fixed_front_end_summary() {
+            match fixed.iter_mut().find(|(s, _)| *s == summary) {
+                Some((_, names)) => names.push(&card.name),
+                None => fixed.push((summary, vec![&card.name])),
+            }
+        }
+    }
+    for (summary, names) in fixed {
+        let who = match names.as_slice() {
+            [one] => one.to_string(),
+            [first, .., last] => format!("{} members, {first} to {last}", names.len()),
+            [] => continue,
+        };
+        eprintln!("note: {who}: {summary}; no learned filters to list");
+    }
     use std::io::Write;
     // A closed pipe (`| head`) ends the listing quietly.
     let _ = write!(

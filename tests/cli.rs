@@ -680,3 +680,27 @@ fn predict_gives_the_held_out_members_vote_on_a_training_recording() {
         assert!((a - b).abs() < 1e-5, "{class}: {a} against {b}");
     }
 }
+
+/// The bundled digits ensemble mixes front-ends: `filters` lists the 12 M13 members' filters and
+/// says, in one line, that the 12 MFCC members have fixed mel bands and none to list.
+#[test]
+fn filters_of_a_mixed_ensemble_name_the_members_without_learned_filters() {
+    let out = iconnet().args(["filters", "digits"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "note: 12 members, digits.mfcc.fold1 to digits.mfcc-s2.fold6: fixed MFCC front-end, not \
+learned: 64 triangular mel bands peaking at 21-3864 Hz on a 256-point FFT of 32.0 ms Hann frames \
+every 8.0 ms at 8000 Hz; log band energies, DCT-II to 40 coefficients; no learned filters to list"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let mut members: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    members.dedup();
+    assert_eq!(members.len(), 12, "{members:?}");
+    assert!(members.iter().all(|m| !m.contains("mfcc")));
+}

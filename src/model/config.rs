@@ -425,6 +425,42 @@ impl ModelConfig {
         matches!(self.front_end, FrontEndConfig::Fir { .. })
     }
 
+    /// The mel filterbank of a log-Mel/MFCC front-end: `(n_fft, hop, n_mels, n_mfcc)`, with
+    /// `n_mfcc` None for log-Mel; None for a learned (FIR) front-end.
+    pub fn mel_bank(&self) -> Option<(usize, usize, usize, Option<usize>)> {
+        match self.front_end {
+            FrontEndConfig::Fir { .. } => None,
+            FrontEndConfig::LogMel { n_fft, hop, n_mels } => Some((n_fft, hop, n_mels, None)),
+            FrontEndConfig::Mfcc {
+                n_fft,
+                hop,
+                n_mels,
+                n_mfcc,
+            } => Some((n_fft, hop, n_mels, Some(n_mfcc))),
+        }
+    }
+
+    /// One line saying what a fixed (log-Mel/MFCC) front-end computes; None for a learned one.
+    pub fn fixed_front_end_summary(&self) -> Option<String> {
+        let (n_fft, hop, n_mels, n_mfcc) = self.mel_bank()?;
+        let rate = self.sample_rate as f64;
+        let bands = crate::dsp::spectral::mel_band_edges_hz(n_mels, rate);
+        let ms = |samples: usize| 1000.0 * samples as f64 / rate;
+        let (kind, last_step) = match n_mfcc {
+            Some(k) => ("MFCC", format!("log band energies, DCT-II to {k} coefficients")),
+            None => ("log-Mel", "log band energies".to_string()),
+        };
+        Some(format!(
+            "fixed {kind} front-end, not learned: {n_mels} triangular mel bands peaking at {:.0}-{:.0} Hz \
+             on a {n_fft}-point FFT of {:.1} ms Hann frames every {:.1} ms at {} Hz; {last_step}",
+            bands.first().map_or(0.0, |b| b[1]),
+            bands.last().map_or(0.0, |b| b[1]),
+            ms(n_fft),
+            ms(hop),
+            self.sample_rate,
+        ))
+    }
+
     /// Input samples per pooled frame (front-end and context pooling).
     pub fn total_stride(&self) -> usize {
         self.front_end_stride() * self.context.as_ref().map_or(1, |c| c.pool)
@@ -536,6 +572,24 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_front_end_says_what_it_computes_and_a_learned_one_nothing() {
+        let classes = vec!["a".to_string(), "b".to_string()];
+        let mut mfcc = ModelConfig::named("mfcc", 8000, classes.clone(), PoolingKind::Mean).unwrap();
+        mfcc.set_spectral_frame_ms(32.0, 8.0).unwrap();
+        let text = mfcc.fixed_front_end_summary().unwrap();
+        // 32 ms at 8 kHz is a 256-point FFT; 8 ms a 64-sample hop.
+        assert!(text.starts_with("fixed MFCC front-end, not learned: "), "{text}");
+        assert!(
+            text.contains("a 256-point FFT of 32.0 ms Hann frames every 8.0 ms at 8000 Hz"),
+            "{text}"
+        );
+        assert!(text.ends_with("DCT-II to 40 coefficients"), "{text}");
+        let m13 = ModelConfig::named("m13", 8000, classes, PoolingKind::Mean).unwrap();
+        assert_eq!(m13.fixed_front_end_summary(), None);
+        assert_eq!(m13.mel_bank(), None);
+    }
 
     #[test]
     fn m13_shapes_match_the_paper() {

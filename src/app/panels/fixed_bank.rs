@@ -10,46 +10,9 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use super::filters::{FrequencyAxis, summed_response_db};
 use crate::app::session::MemberView;
 use crate::dsp::spectral::{mel_band_edges_hz, mel_band_responses_db};
-use crate::model::config::{FrontEndConfig, ModelConfig};
 
 /// Probe frequencies of each measured band response.
 const RESPONSE_POINTS: usize = 1024;
-
-/// The mel filterbank of a log-Mel/MFCC front-end: `(n_fft, hop, n_mels, n_mfcc)`, with `n_mfcc`
-/// None for log-Mel; None for a learned front-end.
-fn mel_front_end(config: &ModelConfig) -> Option<(usize, usize, usize, Option<usize>)> {
-    match config.front_end {
-        FrontEndConfig::Fir { .. } => None,
-        FrontEndConfig::LogMel { n_fft, hop, n_mels } => Some((n_fft, hop, n_mels, None)),
-        FrontEndConfig::Mfcc {
-            n_fft,
-            hop,
-            n_mels,
-            n_mfcc,
-        } => Some((n_fft, hop, n_mels, Some(n_mfcc))),
-    }
-}
-
-/// One line saying what a fixed front-end computes; None for a learned one.
-pub fn describe(config: &ModelConfig) -> Option<String> {
-    let (n_fft, hop, n_mels, n_mfcc) = mel_front_end(config)?;
-    let rate = config.sample_rate as f64;
-    let bands = mel_band_edges_hz(n_mels, rate);
-    let ms = |samples: usize| 1000.0 * samples as f64 / rate;
-    let (kind, last_step) = match n_mfcc {
-        Some(k) => ("MFCC", format!("log band energies, DCT-II to {k} coefficients")),
-        None => ("log-Mel", "log band energies".to_string()),
-    };
-    Some(format!(
-        "fixed {kind} front-end, not learned: {n_mels} triangular mel bands peaking at {:.0}-{:.0} Hz on \
-         a {n_fft}-point FFT of {:.1} ms Hann frames every {:.1} ms at {} Hz; {last_step}",
-        bands.first().map_or(0.0, |b| b[1]),
-        bands.last().map_or(0.0, |b| b[1]),
-        ms(n_fft),
-        ms(hop),
-        config.sample_rate,
-    ))
-}
 
 #[derive(Default)]
 pub struct FixedBankPanel {
@@ -65,7 +28,7 @@ pub struct FixedBankPanel {
 impl FixedBankPanel {
     /// Draws `member`'s fixed filterbank; false (drawing nothing) when its front-end is learned.
     pub fn ui(&mut self, ui: &mut Ui, member: &MemberView, axis: &mut FrequencyAxis, height: f32) -> bool {
-        let Some(description) = describe(&member.card.config) else {
+        let Some(description) = member.card.config.fixed_front_end_summary() else {
             return false;
         };
         self.cache(member);
@@ -99,7 +62,7 @@ impl FixedBankPanel {
         if self.cached_for.as_ref() == Some(&member.path) {
             return;
         }
-        let Some((n_fft, _, n_mels, _)) = mel_front_end(&member.card.config) else {
+        let Some((n_fft, _, n_mels, _)) = member.card.config.mel_bank() else {
             return;
         };
         let rate = member.card.config.sample_rate as f64;
@@ -202,28 +165,5 @@ impl FixedBankPanel {
                 self.selected = best;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::PoolingKind;
-
-    #[test]
-    fn a_fixed_front_end_says_what_it_computes_and_a_learned_one_nothing() {
-        let classes = vec!["a".to_string(), "b".to_string()];
-        let mut mfcc = ModelConfig::named("mfcc", 8000, classes.clone(), PoolingKind::Mean).unwrap();
-        mfcc.set_spectral_frame_ms(32.0, 8.0).unwrap();
-        let text = describe(&mfcc).unwrap();
-        // 32 ms at 8 kHz is a 256-point FFT; 8 ms a 64-sample hop.
-        assert!(text.starts_with("fixed MFCC front-end, not learned: "), "{text}");
-        assert!(
-            text.contains("a 256-point FFT of 32.0 ms Hann frames every 8.0 ms at 8000 Hz"),
-            "{text}"
-        );
-        assert!(text.ends_with("DCT-II to 40 coefficients"), "{text}");
-        let m13 = ModelConfig::named("m13", 8000, classes, PoolingKind::Mean).unwrap();
-        assert_eq!(describe(&m13), None);
     }
 }
