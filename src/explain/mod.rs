@@ -278,21 +278,28 @@ fn analysis_of(model: &IConNet, samples: &[f32], out: crate::model::Forward) -> 
     }
 }
 
+/// Clips longer than this (seconds) go through an ensemble's members one at a time.
+const SIDE_BY_SIDE_MAX_S: f64 = 120.0;
+
 /// Runs every member of `ensemble` on one normalised clip and averages their analyses. The
 /// members run side by side: one member's pass leaves a core idle for part of its time (the
 /// context layers, pooling and head are small products), and on the bundled heart ensemble
-/// this took 30 s of a0013 from 100 to 79 ms on 2 cores.
+/// this took 30 s of a0013 from 100 to 79 ms on 2 cores. Past [`SIDE_BY_SIDE_MAX_S`] they run
+/// one at a time: an M13 member at 8 kHz holds ~2 GB over 11 minutes, and two at once took the
+/// digits ensemble to 3.7 GB against 2.5 GB one at a time, for 79 against 84 s.
 pub fn analyse_ensemble(ensemble: &Ensemble, samples: &[f32]) -> Result<Analysis, String> {
     use rayon::prelude::*;
     let keeper = band_energy_member(ensemble);
-    average_analyses(
-        ensemble
-            .members
-            .par_iter()
-            .enumerate()
-            .map(|(i, m)| only_keeper_band_energy(analyse(&m.model, samples), i, keeper))
-            .collect(),
-    )
+    let one = |(i, m): (usize, &crate::model::ensemble::Member)| {
+        only_keeper_band_energy(analyse(&m.model, samples), i, keeper)
+    };
+    let seconds = samples.len() as f64 / ensemble.config().sample_rate as f64;
+    let members = &ensemble.members;
+    if seconds > SIDE_BY_SIDE_MAX_S {
+        average_analyses(members.iter().enumerate().map(one).collect())
+    } else {
+        average_analyses(members.par_iter().enumerate().map(one).collect())
+    }
 }
 
 /// The member whose band energies an ensemble's analysis shows: the first with a learned
