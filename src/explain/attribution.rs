@@ -146,8 +146,9 @@ pub fn load_for_attribution(
 }
 
 /// Grad-CAM or integrated gradients (`ig_steps` steps) for `class` from every member of
-/// `ensemble`, combined by [`average_heatmaps`]. The members must live on an autodiff device;
-/// `progress` gets the fraction done over all members.
+/// `ensemble` (integrated gradients: every member with a learned front-end, and the map's
+/// `explained_by` says how many), combined by [`average_heatmaps`]. The members must live on an
+/// autodiff device; `progress` gets the fraction done over the members that explain.
 pub fn explain_ensemble(
     ensemble: &Ensemble,
     samples: &[f32],

@@ -66,8 +66,9 @@ impl LiveConfig {
 
     /// [`Self::for_rate`] for `model`, with a speech model's window cut to its training crops
     /// when they were shorter (at least 1 s): a digit model learned from 1 s crops, and a 3 s
-    /// window would hold several words and cost three times the compute (a 24-member digit
-    /// ensemble needs ~185 ms per 3 s window on 2 cores, over the 150 ms budget).
+    /// window would hold several words and cost three times the compute (the 24-member digits
+    /// ensemble took up to 206 ms per 3 s window on 2 cores, over the 150 ms budget; 93 ms at
+    /// most per 1 s window).
     pub fn for_model(model: &Ensemble) -> Self {
         let rate = model.config().sample_rate;
         let mut config = Self::for_rate(rate);
