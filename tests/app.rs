@@ -20,12 +20,6 @@ fn digits_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.ensemble")
 }
 
-/// One M13 member of the bundled digits ensemble, for tests that build their own ensemble or
-/// need one model's speed.
-fn digits_member() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.fold1.iconnet")
-}
-
 fn app(file: Option<PathBuf>) -> Harness<'static, StudioApp> {
     app_with(digits_model(), file)
 }
@@ -236,7 +230,7 @@ fn an_mfcc_member_shows_its_fixed_mel_bands() {
 fn an_ensemble_shows_its_vote_and_explains_with_every_member() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("pair.ensemble");
-    let member = digits_member().display().to_string();
+    let member = common::digits_member().display().to_string();
     iconnet::model::ensemble::Manifest::new("pair", vec![member.clone(), member], vec![])
         .write(&manifest)
         .unwrap();
@@ -356,7 +350,7 @@ fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
     samples.extend(std::iter::repeat_n(0.0, 4 * speech.sample_rate as usize));
     let file = dir.path().join("digit-then-silence.wav");
     common::write_wav16(&file, &samples, speech.sample_rate);
-    let mut h = common::live_window(&digits_member(), &file, true);
+    let mut h = common::live_window(&common::digits_member(), &file, true);
     let start = Instant::now();
     while h
         .query_by_label_contains("showing the last window with sound")

@@ -15,7 +15,7 @@ use iconnet::model::Ensemble;
 
 /// One member of the bundled digits ensemble: live mode's timing tests need one model's speed.
 fn model_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.fold1.iconnet")
+    common::digits_member()
 }
 
 fn model() -> Ensemble {

@@ -87,6 +87,10 @@ pub fn mel_band_responses_db(
     let responses = (0..n_mels)
         .map(|m| {
             let peak = energies.iter().map(|e| e[m]).fold(0.0, f64::max);
+            if peak == 0.0 {
+                // 0 / 0 would be NaN; the doc promises -inf for an empty band.
+                return vec![f64::NEG_INFINITY; energies.len()];
+            }
             energies.iter().map(|e| 10.0 * (e[m] / peak).log10()).collect()
         })
         .collect();
@@ -189,6 +193,19 @@ mod tests {
         assert_eq!(edges[0][0], 0.0);
         assert!((edges[2][2] - 4000.0).abs() < 1e-9);
         assert_eq!(edges[1][0], edges[0][1]);
+    }
+
+    #[test]
+    fn a_mel_band_narrower_than_an_fft_bin_has_no_response() {
+        // 16-point FFT at 8 kHz: bins 500 Hz apart; the lowest of 40 triangles spans 0-43 Hz
+        // and holds no bin (a triangle is zero at its feet).
+        let (_, db) = mel_band_responses_db(16, 40, 8000.0, 64);
+        let bank = mel_filterbank(16, 40, 8000.0);
+        assert!(bank[0].iter().all(|&w| w == 0.0));
+        assert!(db[0].iter().all(|&d| d == f64::NEG_INFINITY));
+        // A band that holds a bin peaks at 0 dB.
+        let holding = (0..40).find(|&m| bank[m].iter().any(|&w| w > 0.0)).unwrap();
+        assert!(db[holding].contains(&0.0), "band {holding}");
     }
 
     #[test]

@@ -48,18 +48,24 @@ pub struct LiveConfig {
     pub grad_cam: bool,
 }
 
+/// Whether a model at `model_rate` listens to speech: heart-sound models run at 4 kHz or less.
+fn is_speech_rate(model_rate: u32) -> bool {
+    model_rate > 4000
+}
+
 impl LiveConfig {
     /// Defaults by task: 3 s windows for speech, 6 s for heart sounds; 250 ms hops.
     pub fn for_rate(model_rate: u32) -> Self {
+        let speech = is_speech_rate(model_rate);
         Self {
-            window_s: if model_rate <= 4000 { 6.0 } else { 3.0 },
+            window_s: if speech { 3.0 } else { 6.0 },
             hop_s: 0.25,
             smoothing: 0.6,
             record: None,
             quiet_below_dbfs: -50.0,
             // Between words speech falls 20-40 dB below its peaks. A heart recording's diastole
             // can sit within 12 dB of S1 in a noisy room, and that window is not quiet.
-            quiet_above_floor_db: (model_rate > 4000).then_some(12.0),
+            quiet_above_floor_db: speech.then_some(12.0),
             grad_cam: false,
         }
     }
@@ -77,7 +83,7 @@ impl LiveConfig {
             .iter()
             .filter_map(|m| m.card.training_crop_seconds())
             .reduce(f64::max);
-        if let Some(crop) = longest_crop.filter(|_| rate > 4000) {
+        if let Some(crop) = longest_crop.filter(|_| is_speech_rate(rate)) {
             config.window_s = crop.clamp(1.0, config.window_s);
         }
         config

@@ -27,6 +27,12 @@ pub fn shared_data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
 }
 
+/// One M13 member of the bundled digits ensemble, for tests that need one model's speed or
+/// build their own ensemble.
+pub fn digits_member() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/digits.fold1.iconnet")
+}
+
 /// Writes a 16-bit mono WAV with hound.
 pub fn write_wav16(path: &Path, samples: &[f32], rate: u32) {
     let spec = hound::WavSpec {

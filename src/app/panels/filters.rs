@@ -40,6 +40,29 @@ impl FrequencyAxis {
             Self::Mel => mel_to_hz(x),
         }
     }
+
+    /// `(hz, db)` as plot points on this axis, levels below `floor_db` drawn at it; 0 Hz (no
+    /// place on a log axis) and non-finite levels (a band with no energy anywhere) are left out.
+    pub fn points(self, hz: &[f64], db: &[f64], floor_db: f64) -> Vec<[f64; 2]> {
+        hz.iter()
+            .zip(db)
+            .filter(|(h, d)| d.is_finite() && (self != Self::Log || **h > 0.0))
+            .map(|(&h, &d)| [self.to_axis(h), d.max(floor_db)])
+            .collect()
+    }
+
+    /// Tick labels in Hz whatever the axis.
+    pub fn tick_formatter(self) -> impl Fn(egui_plot::GridMark, &std::ops::RangeInclusive<f64>) -> String {
+        move |m, _| format!("{:.0}", self.to_hz(m.value))
+    }
+
+    /// The "frequency axis: linear / log / mel" choice.
+    pub fn selector(ui: &mut Ui, axis: &mut Self) {
+        ui.label("frequency axis:");
+        ui.selectable_value(axis, Self::Linear, "linear");
+        ui.selectable_value(axis, Self::Log, "log");
+        ui.selectable_value(axis, Self::Mel, "mel");
+    }
 }
 
 /// Table columns, sortable.
@@ -167,10 +190,7 @@ impl FiltersPanel {
                 }
                 ui.separator();
             }
-            ui.label("frequency axis:");
-            ui.selectable_value(&mut self.axis, FrequencyAxis::Linear, "linear");
-            ui.selectable_value(&mut self.axis, FrequencyAxis::Log, "log");
-            ui.selectable_value(&mut self.axis, FrequencyAxis::Mel, "mel");
+            FrequencyAxis::selector(ui, &mut self.axis);
             ui.separator();
             let f = &model.filters[selected];
             ui.label(
@@ -314,16 +334,7 @@ impl FiltersPanel {
                 });
         });
         let (hz, db) = &self.responses[selected];
-        let to_points = |hz: &[f64], db: &[f64]| -> Vec<[f64; 2]> {
-            hz.iter()
-                .zip(db)
-                .filter(|(h, _)| axis != FrequencyAxis::Log || **h > 0.0)
-                .map(|(&h, &d)| [axis.to_axis(h), d.max(-120.0)])
-                .collect()
-        };
-        let formatter = move |m: egui_plot::GridMark, _: &std::ops::RangeInclusive<f64>| {
-            format!("{:.0}", axis.to_hz(m.value))
-        };
+        let to_points = |hz: &[f64], db: &[f64]| axis.points(hz, db, -120.0);
         let edges = [
             (
                 f.f_low_hz,
@@ -345,7 +356,7 @@ impl FiltersPanel {
             .legend(Legend::default())
             .x_axis_label("frequency (Hz)")
             .y_axis_label("|H(f)| dB")
-            .x_axis_formatter(formatter)
+            .x_axis_formatter(axis.tick_formatter())
             .include_y(-80.0)
             .include_y(5.0)
             .show(ui, |p| {
@@ -384,7 +395,7 @@ impl FiltersPanel {
             .legend(Legend::default())
             .x_axis_label(format!("block {} responses, frequency (Hz)", block + 1))
             .y_axis_label("dB")
-            .x_axis_formatter(formatter)
+            .x_axis_formatter(axis.tick_formatter())
             .include_y(-60.0)
             .show(ui, |p| {
                 for &i in &shown {

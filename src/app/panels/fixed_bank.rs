@@ -17,6 +17,8 @@ const RESPONSE_POINTS: usize = 1024;
 #[derive(Default)]
 pub struct FixedBankPanel {
     cached_for: Option<PathBuf>,
+    /// What the front-end computes ([`crate::model::ModelConfig::fixed_front_end_summary`]).
+    description: String,
     /// `[low, peak, high]` Hz per band.
     bands: Vec<[f64; 3]>,
     hz: Vec<f64>,
@@ -28,16 +30,12 @@ pub struct FixedBankPanel {
 impl FixedBankPanel {
     /// Draws `member`'s fixed filterbank; false (drawing nothing) when its front-end is learned.
     pub fn ui(&mut self, ui: &mut Ui, member: &MemberView, axis: &mut FrequencyAxis, height: f32) -> bool {
-        let Some(description) = member.card.config.fixed_front_end_summary() else {
+        if !self.cache(member) {
             return false;
-        };
-        self.cache(member);
+        }
         self.selected = self.selected.min(self.bands.len().saturating_sub(1));
         ui.horizontal(|ui| {
-            ui.label("frequency axis:");
-            ui.selectable_value(axis, FrequencyAxis::Linear, "linear");
-            ui.selectable_value(axis, FrequencyAxis::Log, "log");
-            ui.selectable_value(axis, FrequencyAxis::Mel, "mel");
+            FrequencyAxis::selector(ui, axis);
             ui.separator();
             if let Some([lo, peak, hi]) = self.bands.get(self.selected) {
                 ui.label(
@@ -49,7 +47,7 @@ impl FixedBankPanel {
                 );
             }
         });
-        ui.label(RichText::new(format!("{}: {description}", member.card.name)).small());
+        ui.label(RichText::new(format!("{}: {}", member.card.name, self.description)).small());
         let height = ui.available_height().min(height);
         ui.columns(2, |cols| {
             self.table(&mut cols[0], height);
@@ -58,17 +56,24 @@ impl FixedBankPanel {
         true
     }
 
-    fn cache(&mut self, member: &MemberView) {
+    /// Computes `member`'s bands, responses and description once per member; false for a
+    /// learned front-end.
+    fn cache(&mut self, member: &MemberView) -> bool {
         if self.cached_for.as_ref() == Some(&member.path) {
-            return;
+            return true;
         }
-        let Some((n_fft, _, n_mels, _)) = member.card.config.mel_bank() else {
-            return;
+        let config = &member.card.config;
+        let (Some((n_fft, _, n_mels, _)), Some(description)) =
+            (config.mel_bank(), config.fixed_front_end_summary())
+        else {
+            return false;
         };
-        let rate = member.card.config.sample_rate as f64;
+        let rate = config.sample_rate as f64;
         self.bands = mel_band_edges_hz(n_mels, rate);
         (self.hz, self.responses) = mel_band_responses_db(n_fft, n_mels, rate, RESPONSE_POINTS);
+        self.description = description;
         self.cached_for = Some(member.path.clone());
+        true
     }
 
     fn table(&mut self, ui: &mut Ui, height: f32) {
@@ -98,18 +103,8 @@ impl FixedBankPanel {
         if self.responses.is_empty() {
             return;
         }
-        let to_points = |db: &[f64]| -> Vec<[f64; 2]> {
-            self.hz
-                .iter()
-                .zip(db)
-                .filter(|(h, d)| d.is_finite() && (axis != FrequencyAxis::Log || **h > 0.0))
-                // The Hann window's far sidelobes reach -120 dB; below -80 only flattens the view.
-                .map(|(&h, &d)| [axis.to_axis(h), d.max(-80.0)])
-                .collect()
-        };
-        let formatter = move |m: egui_plot::GridMark, _: &std::ops::RangeInclusive<f64>| {
-            format!("{:.0}", axis.to_hz(m.value))
-        };
+        // The Hann window's far sidelobes reach -120 dB; below -80 only flattens the view.
+        let to_points = |db: &[f64]| axis.points(&self.hz, db, -80.0);
         let summed = summed_response_db(&self.responses);
         let [lo, _, hi] = self.bands[self.selected];
         let response = Plot::new("mel-overlay")
@@ -117,7 +112,7 @@ impl FixedBankPanel {
             .legend(Legend::default())
             .x_axis_label("fixed mel band responses, frequency (Hz)")
             .y_axis_label("dB")
-            .x_axis_formatter(formatter)
+            .x_axis_formatter(axis.tick_formatter())
             .include_y(-60.0)
             .include_y(5.0)
             .show(ui, |p| {
