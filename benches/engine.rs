@@ -12,6 +12,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
 use iconnet::dsp::fftconv::{BandEnergyShape, band_energy_forward, correlate_direct};
+use iconnet::dsp::heart_cycle::segment_heart_cycles;
 use iconnet::model::{AudioBatch, ContextConfig, IConNet, ModelConfig, PoolingKind};
 
 /// A PCG-like test signal: 50 Hz bursts at 1.2 Hz plus a weak 311 Hz tone.
@@ -267,11 +268,33 @@ fn train_step(c: &mut Criterion) {
     black_box(m.valid());
 }
 
+/// The heart-cycle segmentation the app and `predict` add for a heart model: 30 s and 10 min of
+/// a0013 at the bundled model's 1 kHz.
+fn heart_cycles(c: &mut Criterion) {
+    let (samples, _) = iconnet::audio::load_for_model(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/samples/a0013.wav")),
+        1000,
+        0,
+    )
+    .unwrap();
+    let ten_minutes: Vec<f32> = samples.iter().copied().cycle().take(600_000).collect();
+    let mut group = c.benchmark_group("heart cycles (envelope + autocorrelation + Viterbi)");
+    group.sample_size(20);
+    group.bench_function("30 s of a0013 @1 kHz", |b| {
+        b.iter(|| black_box(segment_heart_cycles(&samples[..30_000], 1000).unwrap()))
+    });
+    group.bench_function("10 min (a0013 repeated) @1 kHz", |b| {
+        b.iter(|| black_box(segment_heart_cycles(&ten_minutes, 1000).unwrap()))
+    });
+    group.finish();
+}
+
 criterion_group!(
     engine,
     kernels_and_front_end,
     context,
     predict,
+    heart_cycles,
     explain_window,
     train_step
 );

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::backend::{self, BackendChoice};
+use crate::dsp::heart_cycle;
 use crate::explain;
 use crate::model::checkpoint::{self, ModelCard};
 use crate::model::ensemble::{self, Ensemble};
@@ -647,6 +648,10 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
         match ensemble.load_recording(file) {
             Ok((samples, decoded)) => {
                 let a = explain::analyse_ensemble(&ensemble, &samples)?;
+                let cycles = ensemble
+                    .config()
+                    .is_heart_sound_model()
+                    .then(|| heart_cycle::segment_heart_cycles(&samples, ensemble.config().sample_rate));
                 for w in &decoded.warnings {
                     eprintln!("warning: {}: {w}", file.display());
                 }
@@ -686,6 +691,13 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                             "held_out_probabilities": held_out_probabilities,
                         });
                     }
+                    if let Some(cycles) = &cycles {
+                        result["heart_cycle"] = heart_cycle::cycles_json(
+                            cycles.as_ref().map_err(String::as_str),
+                            &a.attention,
+                            &a.times_s,
+                        );
+                    }
                     if !decoded.warnings.is_empty() {
                         result["warnings"] = json!(decoded.warnings);
                     }
@@ -713,6 +725,19 @@ fn predict(args: PredictArgs, choice: BackendChoice) -> Result<i32, String> {
                         100.0 * a.probabilities[a.top_class],
                         probs.join(", ")
                     );
+                    match &cycles {
+                        Some(Ok(c)) => println!(
+                            "  heart cycle: {}; attention on {}",
+                            c.summary(),
+                            heart_cycle::shares_summary(&heart_cycle::shares_by_phase(
+                                c,
+                                &a.attention,
+                                &a.times_s
+                            ))
+                        ),
+                        Some(Err(e)) => println!("  heart cycle: not found: {e}"),
+                        None => {}
+                    }
                 }
             }
             Err(e) => {

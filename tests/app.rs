@@ -76,6 +76,10 @@ fn opens_a_recording_and_shows_prediction_heatmap_and_filters() {
     assert!(h.state().view.selected_filter.is_some());
     // Display smoothing is labelled on the heatmap's legend and leaves the values alone.
     assert!(h.query_by_label_contains("display smoothed").is_none());
+    assert!(
+        h.query_by_label_contains("Heart cycle").is_none(),
+        "speech has no heart cycle"
+    );
     h.state_mut().view.heatmap_smoothing_s = 0.25;
     h.run_steps(2);
     h.get_by_label_contains("display smoothed over 0.25 s");
@@ -220,6 +224,39 @@ fn an_mfcc_member_shows_its_fixed_mel_bands() {
         "mel band 3: {:.1}-{:.1} Hz, peak {:.1} Hz",
         edges[3][0], edges[3][2], edges[3][1]
     ));
+    assert!(h.state().error().is_none());
+    if let Ok(path) = std::env::var("ICONNET_KEEP_SCREENSHOT") {
+        h.render().unwrap().save(path).unwrap();
+    }
+}
+
+#[test]
+fn a_heart_recording_shows_its_cycle_and_where_the_attention_falls_in_it() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/heart.ensemble");
+    let file = common::shared_data().join("heart/a0013.wav");
+    let mut h = app_with(model, Some(file));
+    step_until(&mut h, "analysis", |a| {
+        a.data.analysis.is_some() && a.data.heatmap.is_some() && a.idle()
+    });
+    let recording = h.state().data.recording.clone().unwrap();
+    let cycles = recording.heart_cycles.as_ref().unwrap().as_ref().unwrap();
+    // a0013 is 35.7 s of a steady rhythm near 65 bpm: one S1 and one S2 per beat.
+    let bpm = cycles.cycles.heart_rate_bpm;
+    assert!((55.0..75.0).contains(&bpm), "{bpm}");
+    let s1 = cycles.sounds.iter().filter(|s| s.phase.label() == "S1").count();
+    let expected = 35.7 * bpm / 60.0;
+    assert!(
+        (s1 as f64 - expected).abs() <= 2.0,
+        "{s1} S1 for {expected:.1} beats"
+    );
+    h.get_by_label("Heart cycle (estimated from the recording)");
+    h.get_by_label_contains(&format!("{bpm:.0} bpm, systolic interval"));
+    h.get_by_label_contains("share of the heatmap: attention");
+    h.get_by_label("of the weight");
+    h.get_by_label("diastole");
+    // Zoomed in to four seconds, the markers are named.
+    h.state_mut().view.request_visible_s = Some((5.0, 9.0));
+    h.run_steps(3);
     assert!(h.state().error().is_none());
     if let Ok(path) = std::env::var("ICONNET_KEEP_SCREENSHOT") {
         h.render().unwrap().save(path).unwrap();

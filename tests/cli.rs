@@ -100,6 +100,10 @@ fn train_then_predict_json_with_one_bad_file() {
     assert!(!times.is_empty());
     let wsum: f64 = weights.iter().map(|v| v.as_f64().unwrap()).sum();
     assert!((wsum - 1.0).abs() < 1e-4);
+    assert!(
+        first.get("heart_cycle").is_none(),
+        "a digits model has no heart cycle"
+    );
     assert!(items[1]["error"].as_str().unwrap().contains("MP3"));
     assert!(items[1].get("probabilities").is_none());
     assert_eq!(items[2]["probabilities"], items[0]["probabilities"]);
@@ -679,6 +683,50 @@ fn predict_gives_the_held_out_members_vote_on_a_training_recording() {
         let b = only["probabilities"][class].as_f64().unwrap();
         assert!((a - b).abs() < 1e-5, "{class}: {a} against {b}");
     }
+}
+
+/// A heart model's prediction places the attention in the heart cycle: rate, S1/S2 spans, and
+/// each phase's share of the time and of the attention, in text and JSON.
+#[test]
+fn predict_places_a_heart_recordings_attention_in_its_cycle() {
+    let record = shared_data().join("heart/a0013.wav");
+    let out = iconnet()
+        .args(["predict", "--json", "--model", "heart"])
+        .arg(&record)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cycle = &json[0]["heart_cycle"];
+    let bpm = cycle["heart_rate_bpm"].as_f64().unwrap();
+    assert!((55.0..75.0).contains(&bpm), "{cycle}");
+    let shares = cycle["attention_by_phase"].as_array().unwrap();
+    let phases: Vec<&str> = shares.iter().map(|s| s["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["S1", "Systole", "S2", "Diastole"]);
+    for key in ["time_share", "weight_share"] {
+        let total: f64 = shares.iter().map(|s| s[key].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{key}: {total}");
+    }
+    let sounds = cycle["sounds"].as_array().unwrap();
+    assert!(sounds.len() >= 2 * 35, "35.7 s at {bpm:.0} bpm: {}", sounds.len());
+    for pair in sounds.windows(2) {
+        assert_ne!(pair[0]["phase"], pair[1]["phase"], "S1 and S2 alternate");
+        assert!(pair[0]["end_s"].as_f64() <= pair[1]["start_s"].as_f64());
+    }
+    let text = iconnet()
+        .args(["predict", "--model", "heart"])
+        .arg(&record)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("heart cycle: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains(&format!("{bpm:.0} bpm, systolic interval")) && line.contains("attention on S1 "),
+        "{line}"
+    );
 }
 
 /// The bundled digits ensemble mixes front-ends: `filters` lists the 12 M13 members' filters and

@@ -47,6 +47,10 @@ fn explain_writes_views_and_data_headless() {
     assert!(heatmaps[1].get("explained_by").is_none());
     let filters = std::fs::read_to_string(out.join("filters.csv")).unwrap();
     assert!(filters.lines().count() > 100, "M13 has 128 + 32x128 filter rows");
+    assert!(
+        !out.join("heart-cycle.json").exists(),
+        "speech has no heart cycle"
+    );
     for png in [
         "waveform-attention.png",
         "waveform-grad-cam.png",
@@ -107,6 +111,54 @@ fn explain_renders_an_ensemble_with_its_member_selector() {
         16
     );
     assert!(out.join("filters.png").is_file() && out.join("prediction.png").is_file());
+}
+
+/// A heart model's report places every heatmap in the heart cycle (`heart-cycle.json`).
+#[test]
+fn explain_places_each_heatmap_of_a_heart_recording_in_its_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let file = common::shared_data().join("heart/a0013.wav");
+    let result = iconnet()
+        .args([
+            "explain",
+            "--model",
+            "heart",
+            "--ig-steps",
+            "2",
+            "--no-images",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let cycle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("heart-cycle.json")).unwrap()).unwrap();
+    assert!(cycle["heart_rate_bpm"].as_f64().unwrap() > 40.0, "{cycle}");
+    let heatmaps = cycle["heatmaps"].as_array().unwrap();
+    let titles: Vec<&str> = heatmaps.iter().map(|h| h["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(
+        titles[0].starts_with("attention") && titles[1].starts_with("Grad-CAM"),
+        "{titles:?}"
+    );
+    // The attention's shares are the ones the top-level summary gives.
+    assert_eq!(heatmaps[0]["by_phase"], cycle["attention_by_phase"]);
+    for h in heatmaps {
+        let total: f64 = h["by_phase"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["weight_share"].as_f64().unwrap())
+            .sum();
+        assert!((total - 1.0).abs() < 1e-9, "{h}");
+    }
 }
 
 /// Live mode's Grad-CAM (the analysis keeps each member's pooling input; only the pooling and

@@ -164,6 +164,8 @@ impl LiveApp {
             channels: 1,
             waveform: Arc::new(MinMaxPyramid::new(frame.window.clone())),
             warnings: Vec::new(),
+            // A live window holds a few beats at most: too few to segment steadily each frame.
+            heart_cycles: None,
         };
         let duration = recording.duration_s();
         self.data.recording = Some(Arc::new(recording));

@@ -13,7 +13,8 @@ use super::decimate::MinMaxPyramid;
 use super::panels::filters::FiltersPanel;
 use super::panels::spectrogram::SpectrogramPanel;
 use super::panels::waveform::WaveformPanel;
-use super::session::{Loaded, RecordingView};
+use super::session::{HeartCycleView, Loaded, RecordingView};
+use crate::dsp::heart_cycle;
 use crate::explain::attribution::{self, Heatmap, HeatmapMethod};
 use crate::explain::{self, export};
 
@@ -79,6 +80,24 @@ pub fn write_report(
         write(&format!("{}.csv", slug(h.method)), export::heatmap_csv(h))?;
     }
     write("attention-labels.txt", export::audacity_labels(&heatmaps[0], 0.5))?;
+    let heart_cycles =
+        HeartCycleView::for_recording(&samples, rate, view.card().config.is_heart_sound_model());
+    if let Some(cycles) = &heart_cycles {
+        let cycles = cycles.as_ref().map(|c| &c.cycles).map_err(String::as_str);
+        let mut json = heart_cycle::cycles_json(cycles, &analysis.attention, &analysis.times_s);
+        if let Ok(c) = cycles {
+            json["heatmaps"] = heatmaps
+                .iter()
+                .map(|h| {
+                    serde_json::json!({
+                        "title": h.title(),
+                        "by_phase": heart_cycle::shares_by_phase(c, &h.values, &h.times_s),
+                    })
+                })
+                .collect();
+        }
+        write("heart-cycle.json", pretty(&json))?;
+    }
 
     let mut warnings = decoded.warnings.clone();
     if req.images {
@@ -87,6 +106,7 @@ pub fn write_report(
             rate,
             original_rate: decoded.sample_rate,
             channels: decoded.channels,
+            heart_cycles,
             waveform: Arc::new(MinMaxPyramid::new(samples)),
             warnings: decoded.warnings,
         });

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::decimate::MinMaxPyramid;
+use crate::dsp::heart_cycle::{self, HeartCycles, PhaseSpan};
 use crate::explain::attribution::Heatmap;
 use crate::explain::{Analysis, FilterInfo};
 use crate::model::checkpoint::ModelCard;
@@ -55,7 +56,7 @@ impl ModelView {
     }
 
     pub fn is_heart_model(&self) -> bool {
-        self.card().config.classes.iter().any(|c| c == "abnormal")
+        self.card().config.is_heart_sound_model()
     }
 
     pub fn cards(&self) -> impl Iterator<Item = &ModelCard> {
@@ -116,6 +117,40 @@ pub struct RecordingView {
     pub waveform: Arc<MinMaxPyramid>,
     /// Loader warnings (e.g. a recovered unfinalised header).
     pub warnings: Vec<String>,
+    /// Where the heart cycles lie, for a heart-sound model's recording (None for other
+    /// models); the error says why none were found.
+    pub heart_cycles: Option<Result<Arc<HeartCycleView>, String>>,
+}
+
+/// The heart-cycle segmentation of a recording, with its S1 and S2 spans ready to draw.
+#[derive(Clone, Debug)]
+pub struct HeartCycleView {
+    pub cycles: HeartCycles,
+    /// S1 and S2 spans in time order.
+    pub sounds: Vec<PhaseSpan>,
+}
+
+impl HeartCycleView {
+    /// Segments `samples` when `heart_model`; None otherwise.
+    pub fn for_recording(
+        samples: &[f32],
+        rate: u32,
+        heart_model: bool,
+    ) -> Option<Result<Arc<HeartCycleView>, String>> {
+        heart_model.then(|| {
+            heart_cycle::segment_heart_cycles(samples, rate).map(|cycles| {
+                let sounds = cycles.sounds();
+                Arc::new(HeartCycleView { cycles, sounds })
+            })
+        })
+    }
+
+    /// The sounds that overlap `[from_s, to_s]`.
+    pub fn sounds_between(&self, from_s: f64, to_s: f64) -> &[PhaseSpan] {
+        let first = self.sounds.partition_point(|s| s.end_s < from_s);
+        let last = self.sounds.partition_point(|s| s.start_s <= to_s);
+        &self.sounds[first..last.max(first)]
+    }
 }
 
 impl RecordingView {

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use burn::tensor::Device;
 
 use super::decimate::MinMaxPyramid;
-use super::session::{MemberView, ModelView, RecordingView};
+use super::session::{HeartCycleView, MemberView, ModelView, RecordingView};
 use crate::backend::BackendChoice;
 use crate::explain::attribution::{self, Heatmap, HeatmapMethod};
 use crate::explain::{self, Analysis};
@@ -163,6 +163,11 @@ impl State {
                     channels: decoded.channels,
                     waveform: Arc::new(MinMaxPyramid::new(samples.clone())),
                     warnings: decoded.warnings,
+                    heart_cycles: HeartCycleView::for_recording(
+                        &samples,
+                        rate,
+                        model.config().is_heart_sound_model(),
+                    ),
                 };
                 send(Report::Opened(Ok(Arc::new(view))));
                 send(Report::Busy(format!("analysing {}", path.display())));

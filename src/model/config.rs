@@ -425,6 +425,12 @@ impl ModelConfig {
         matches!(self.front_end, FrontEndConfig::Fir { .. })
     }
 
+    /// Whether the model classifies heart sounds (its classes include "abnormal", as the
+    /// PhysioNet 2016 layout names them): its recordings have heart cycles to find.
+    pub fn is_heart_sound_model(&self) -> bool {
+        self.classes.iter().any(|c| c == "abnormal")
+    }
+
     /// The mel filterbank of a log-Mel/MFCC front-end: `(n_fft, hop, n_mels, n_mfcc)`, with
     /// `n_mfcc` None for log-Mel; None for a learned (FIR) front-end.
     pub fn mel_bank(&self) -> Option<(usize, usize, usize, Option<usize>)> {

@@ -3,6 +3,7 @@
 
 pub mod filters;
 pub mod fixed_bank;
+pub mod heart_cycle;
 pub mod prediction;
 pub mod spectrogram;
 pub mod waveform;

@@ -131,6 +131,7 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
             ui.label(RichText::new(format!("held out: {vote}")).strong());
         }
     }
+    super::heart_cycle::ui(ui, data);
     if model.is_heart_model() {
         ui.add_space(4.0);
         ui.label(RichText::new(heart_caution(model.cards())).small().italics());
@@ -188,6 +189,7 @@ mod tests {
             channels: 1,
             waveform: std::sync::Arc::new(crate::app::decimate::MinMaxPyramid::new(vec![0.0; 8])),
             warnings: Vec::new(),
+            heart_cycles: None,
         }
     }
 

@@ -3,14 +3,21 @@
 
 use std::sync::Arc;
 
-use eframe::egui::{self, Color32, TextureHandle, TextureOptions, Ui};
-use egui_plot::{Line, PlotImage, PlotPoint, PlotPoints};
+use eframe::egui::{self, Color32, RichText, TextureHandle, TextureOptions, Ui};
+use egui_plot::{Line, PlotImage, PlotPoint, PlotPoints, Text};
 
+use super::heart_cycle::phase_colour;
 use super::{colour_legend, hover_point, seconds_label, time_plot};
 use crate::app::colormap::rgba_image;
 use crate::app::context::ViewContext;
 use crate::app::session::Loaded;
+use crate::dsp::heart_cycle::PhaseSpan;
 use crate::explain::attribution::Heatmap;
+
+/// Most S1/S2 markers drawn (about 100 heart cycles); zoomed out further, none are.
+const MAX_SOUND_MARKERS: usize = 200;
+/// Most S1/S2 markers labelled with their names.
+const MAX_SOUND_LABELS: usize = 40;
 
 /// Widest heatmap texture; longer heatmaps are averaged down.
 const MAX_TEXTURE_COLUMNS: usize = 4096;
@@ -91,6 +98,9 @@ impl WaveformPanel {
                         .width(1.0)
                         .allow_hover(false),
                 );
+                if let Some(Ok(cycles)) = &recording.heart_cycles {
+                    heart_sound_markers(plot, cycles.sounds_between(bounds.min()[0], bounds.max()[0]), amp);
+                }
                 super::time_markers(plot, cursor, playhead);
                 plot.pointer_coordinate()
             });
@@ -127,5 +137,36 @@ impl WaveformPanel {
         let t = ctx.load_texture("heatmap", image, TextureOptions::NEAREST);
         self.texture = Some((heatmap.clone(), opacity, smoothing_s, t.clone()));
         t
+    }
+}
+
+/// The S1 and S2 found in the recording, as bars along the top of the waveform, named when few
+/// are in view.
+fn heart_sound_markers(plot: &mut egui_plot::PlotUi<'_>, sounds: &[PhaseSpan], amp: f64) {
+    if sounds.len() > MAX_SOUND_MARKERS {
+        return;
+    }
+    let y = 0.9 * amp;
+    for s in sounds {
+        let colour = phase_colour(s.phase);
+        plot.line(
+            Line::new(
+                s.phase.label(),
+                PlotPoints::new(vec![[s.start_s, y], [s.end_s, y]]),
+            )
+            .color(colour)
+            .width(4.0)
+            .allow_hover(false),
+        );
+        if sounds.len() <= MAX_SOUND_LABELS {
+            plot.text(
+                Text::new(
+                    s.phase.label(),
+                    PlotPoint::new((s.start_s + s.end_s) / 2.0, 0.97 * amp),
+                    RichText::new(s.phase.label()).small(),
+                )
+                .color(colour),
+            );
+        }
     }
 }

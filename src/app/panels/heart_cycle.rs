@@ -1,0 +1,66 @@
+//! For a heart-sound model: the heart rate and systolic interval found in the recording, and how
+//! the heatmap's weight divides among S1, systole, S2 and diastole next to the time each takes.
+
+use eframe::egui::{self, Color32, RichText, Ui};
+
+use crate::app::session::Loaded;
+use crate::dsp::heart_cycle::{CyclePhase, shares_by_phase};
+
+/// How the segmentation was made, for the section's hover text.
+const METHOD: &str = "S1 and S2 are the loud sounds of the 25-400 Hz envelope, told apart by \
+timing: a duration-constrained segmentation (Springer et al. 2016's durations around the heart \
+rate and systolic interval read off the envelope's autocorrelation). It has not been scored \
+against annotated recordings: check the markers on the waveform.";
+
+/// Colour of a phase's markers and labels.
+pub fn phase_colour(phase: CyclePhase) -> Color32 {
+    match phase {
+        CyclePhase::S1 => Color32::from_rgb(255, 150, 60),
+        CyclePhase::S2 => Color32::from_rgb(190, 130, 255),
+        CyclePhase::Systole | CyclePhase::Diastole => Color32::GRAY,
+    }
+}
+
+pub fn ui(ui: &mut Ui, data: &Loaded) {
+    let Some(cycles) = data.recording.as_ref().and_then(|r| r.heart_cycles.as_ref()) else {
+        return;
+    };
+    ui.add_space(4.0);
+    ui.label(RichText::new("Heart cycle (estimated from the recording)").strong())
+        .on_hover_text(METHOD);
+    let view = match cycles {
+        Ok(view) => view,
+        Err(e) => {
+            ui.label(RichText::new(format!("not found: {e}")).small());
+            return;
+        }
+    };
+    ui.label(view.cycles.summary());
+    let Some(heatmap) = &data.heatmap else {
+        return;
+    };
+    let shares = shares_by_phase(&view.cycles, &heatmap.values, &heatmap.times_s);
+    ui.label(RichText::new(format!("share of the heatmap: {}", heatmap.title())).small());
+    egui::Grid::new("heart-cycle-shares")
+        .num_columns(4)
+        .striped(true)
+        .show(ui, |ui| {
+            ui.label("");
+            ui.label(RichText::new("of the time").small());
+            ui.label(RichText::new("of the weight").small());
+            ui.label(RichText::new("ratio").small())
+                .on_hover_text("weight share / time share: above 1, the heatmap favours this phase");
+            ui.end_row();
+            for s in shares {
+                ui.label(RichText::new(s.phase.label()).color(phase_colour(s.phase)));
+                ui.label(format!("{:.0} %", 100.0 * s.time_share));
+                ui.label(format!("{:.0} %", 100.0 * s.weight_share));
+                ui.label(if s.time_share > 0.0 {
+                    format!("× {:.2}", s.weight_share / s.time_share)
+                } else {
+                    "–".into()
+                });
+                ui.end_row();
+            }
+        });
+}
