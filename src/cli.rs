@@ -317,6 +317,10 @@ pub struct TrainArgs {
     /// one channel (statistics pooling then sees the spectrum's shape apart from its level).
     #[arg(long)]
     pub relative_bands: bool,
+    /// Heart sounds: give the layers after the front-end each frame's heart-cycle phase (S1,
+    /// systole, S2, diastole, one-hot from the clip's segmentation) as four more channels.
+    #[arg(long)]
+    pub cycle_phases: bool,
     /// Knowledge distillation: a trained model or ensemble (bundled name or path) whose
     /// averaged probabilities on each training crop are a second target. Only the members
     /// whose cards name exactly this split's test groups teach it (with --folds, each fold's:
@@ -1190,6 +1194,7 @@ fn train(args: TrainArgs, choice: BackendChoice) -> Result<i32, String> {
     config.nlrelu_beta = args.nlrelu_beta;
     config.active_frames_db = args.active_frames_db;
     config.relative_bands = args.relative_bands;
+    config.cycle_phases = args.cycle_phases;
     config.context = args.context.then(ContextConfig::standard);
     match args.spectral_frame_ms[..] {
         [] => {}

@@ -254,6 +254,25 @@ fn a_heart_recording_shows_its_cycle_and_where_the_attention_falls_in_it() {
     h.get_by_label_contains("share of the heatmap: attention");
     h.get_by_label("of the weight");
     h.get_by_label("diastole");
+    // The S1/S2 label track and the probabilities with the heart cycle.
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = h.ctx.clone();
+    let (labels, probabilities) = (dir.path().join("s1-s2.txt"), dir.path().join("p.json"));
+    h.state()
+        .export(&ctx, iconnet::app::Export::HeartSoundLabels, &labels)
+        .unwrap();
+    h.state()
+        .export(&ctx, iconnet::app::Export::ProbabilitiesJson, &probabilities)
+        .unwrap();
+    let labels = std::fs::read_to_string(labels).unwrap();
+    assert_eq!(labels.lines().count(), cycles.sounds.len());
+    assert!(
+        labels.lines().next().unwrap().split('\t').count() == 3,
+        "{labels}"
+    );
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(probabilities).unwrap()).unwrap();
+    assert_eq!(p["heart_cycle"]["heart_rate_bpm"].as_f64(), Some(bpm));
     // Zoomed in to four seconds, the markers are named.
     h.state_mut().view.request_visible_s = Some((5.0, 9.0));
     h.run_steps(3);
@@ -355,6 +374,10 @@ fn exports_write_the_heatmap_labels_filters_and_probabilities() {
     ] {
         app.export(&ctx, what, &dir.path().join(name)).unwrap();
     }
+    let e = app
+        .export(&ctx, Export::HeartSoundLabels, &dir.path().join("s.txt"))
+        .unwrap_err();
+    assert!(e.contains("heart-sound models only"), "{e}");
     let csv = std::fs::read_to_string(dir.path().join("h.csv")).unwrap();
     let frames = app.data.heatmap.as_ref().unwrap().values.len();
     assert_eq!(

@@ -191,6 +191,42 @@ fn speech_options_ignore_silence_add_level_channels_and_round_trip() {
 }
 
 #[test]
+fn heart_cycle_phases_are_four_more_channels_and_round_trip() {
+    let classes = vec!["normal".to_string(), "abnormal".to_string()];
+    let mut config = ModelConfig::named("tiny", 1000, classes, PoolingKind::Attention).unwrap();
+    let without = config.feature_channels();
+    config.cycle_phases = true;
+    config.validate().unwrap();
+    assert_eq!(config.feature_channels(), without + 4);
+    let m = IConNet::new(&config, &Device::flex());
+    // 8 s at 1 kHz: an S1-like burst every second and an S2-like one 0.3 s later, over noise.
+    let mut x: Vec<f32> = noise(8000, 21).iter().map(|v| 0.02 * v).collect();
+    for beat in 0..8 {
+        for (onset, len) in [(100, 120), (400, 90)] {
+            for k in 0..len {
+                let w = (std::f32::consts::PI * k as f32 / len as f32).sin();
+                x[beat * 1000 + onset + k] += w * (0.38 * k as f32).sin();
+            }
+        }
+    }
+    let batch = AudioBatch::from_clips(&[&x, &x[..2500]], m.config.min_samples());
+    let out = m.forward(&batch);
+    assert_eq!(out.logits.dims(), [2, 2]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phases.iconnet");
+    checkpoint::save(&m, &ModelCard::new("phases", &m), &path).unwrap();
+    let (loaded, card) = checkpoint::load(&path, &Device::flex()).unwrap();
+    assert!(card.config.cycle_phases);
+    let before: Vec<f32> = out.logits.into_data().try_to_vec().unwrap();
+    let after: Vec<f32> = loaded.forward(&batch).logits.into_data().try_to_vec().unwrap();
+    assert_eq!(before, after);
+    // Checkpoints written before the option existed load without it.
+    let heart = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/heart.fold1.iconnet");
+    let (_, card) = checkpoint::load(&heart, &Device::flex()).unwrap();
+    assert!(!card.config.cycle_phases);
+}
+
+#[test]
 fn temporal_context_pools_frames_masks_padding_and_round_trips() {
     let mut config = ModelConfig::named("tiny", 8000, classes(3), PoolingKind::Attention).unwrap();
     config.context = Some(ContextConfig {

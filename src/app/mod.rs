@@ -20,6 +20,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use eframe::egui::{self, Color32, Key, Rect, RichText, Ui};
 
 use crate::backend::BackendChoice;
+use crate::dsp::heart_cycle;
 use crate::explain::attribution::{self, Heatmap, HeatmapMethod};
 use crate::explain::export;
 use context::ViewContext;
@@ -27,7 +28,7 @@ use panels::filters::FiltersPanel;
 use panels::spectrogram::SpectrogramPanel;
 use panels::waveform::WaveformPanel;
 use playback::{Output, Player, Source};
-use session::Loaded;
+use session::{HeartCycleView, Loaded};
 use worker::{Job, Report, Worker};
 
 /// The real heart recording the app opens with (copied from `../shared/data/heart`).
@@ -92,6 +93,8 @@ pub enum Export {
     FiltersCsv,
     ProbabilitiesJson,
     Labels,
+    /// S1 and S2 of a heart recording as an Audacity label track.
+    HeartSoundLabels,
 }
 
 impl Export {
@@ -103,6 +106,7 @@ impl Export {
             Self::FiltersCsv => "filters.csv".into(),
             Self::ProbabilitiesJson => format!("{stem}-probabilities.json"),
             Self::Labels => format!("{stem}-labels.txt"),
+            Self::HeartSoundLabels => format!("{stem}-s1-s2.txt"),
         }
     }
 }
@@ -390,14 +394,28 @@ impl StudioApp {
             Export::ProbabilitiesJson => {
                 let a = self.data.analysis.as_deref().ok_or("no analysis")?;
                 let model = self.data.model.as_ref().ok_or("no model")?;
-                let json = export::probabilities_json(&file, model.name(), a);
+                let mut json = export::probabilities_json(&file, model.name(), a);
+                if let Some(cycles) = self.heart_cycles() {
+                    let cycles = cycles.as_ref().map(|c| &c.cycles).map_err(String::as_str);
+                    json["heart_cycle"] = heart_cycle::cycles_json(cycles, &a.attention, &a.times_s);
+                }
                 write(serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?)
             }
             Export::Labels => write(export::audacity_labels(
                 self.data.heatmap.as_deref().ok_or("no heatmap")?,
                 self.view.region_threshold,
             )),
+            Export::HeartSoundLabels => match self.heart_cycles() {
+                Some(Ok(cycles)) => write(export::heart_sound_labels(&cycles.sounds)),
+                Some(Err(e)) => Err(format!("no heart cycle found: {e}")),
+                None => Err("heart sounds are found for heart-sound models only".into()),
+            },
         }
+    }
+
+    /// The open recording's heart-cycle segmentation (None unless a heart model opened it).
+    fn heart_cycles(&self) -> Option<&Result<Arc<HeartCycleView>, String>> {
+        self.data.recording.as_ref()?.heart_cycles.as_ref()
     }
 
     fn pick_file(&self, model: bool) {
@@ -548,6 +566,16 @@ impl StudioApp {
                         .clicked()
                     {
                         self.pick_save(Export::Labels);
+                    }
+                    if ui
+                        .add_enabled(
+                            matches!(self.heart_cycles(), Some(Ok(_))),
+                            egui::Button::new("S1 and S2 found (Audacity labels)..."),
+                        )
+                        .on_disabled_hover_text("for a heart-sound model's recording with a heart rhythm")
+                        .clicked()
+                    {
+                        self.pick_save(Export::HeartSoundLabels);
                     }
                     if ui.button("filter table (CSV)...").clicked() {
                         self.pick_save(Export::FiltersCsv);

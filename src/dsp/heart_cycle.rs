@@ -59,7 +59,8 @@ impl CyclePhase {
         }
     }
 
-    fn index(self) -> usize {
+    /// 0 for S1 up to 3 for diastole.
+    pub fn index(self) -> usize {
         self as usize
     }
 

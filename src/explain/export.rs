@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::attribution::Heatmap;
 use super::{Analysis, FilterInfo};
+use crate::dsp::heart_cycle::PhaseSpan;
 
 pub const FILTER_CSV_HEADER: &str = "block,filter,channel,f_low_hz,f_high_hz,centre_hz,bandwidth_hz,init_f_low_hz,init_f_high_hz,drift_hz,window";
 
@@ -120,10 +121,39 @@ pub fn audacity_labels(h: &Heatmap, threshold: f32) -> String {
         .collect()
 }
 
+/// Audacity label track of the heart sounds found: `start<TAB>end<TAB>S1` (or `S2`) per sound.
+pub fn heart_sound_labels(sounds: &[PhaseSpan]) -> String {
+    sounds
+        .iter()
+        .map(|s| format!("{:.6}\t{:.6}\t{}\n", s.start_s, s.end_s, s.phase.label()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dsp::heart_cycle::CyclePhase;
     use crate::explain::attribution::HeatmapMethod;
+
+    #[test]
+    fn heart_sounds_are_tab_separated_labels() {
+        let sounds = [
+            PhaseSpan {
+                phase: CyclePhase::S1,
+                start_s: 0.1,
+                end_s: 0.22,
+            },
+            PhaseSpan {
+                phase: CyclePhase::S2,
+                start_s: 0.42,
+                end_s: 0.5,
+            },
+        ];
+        assert_eq!(
+            heart_sound_labels(&sounds),
+            "0.100000\t0.220000\tS1\n0.420000\t0.500000\tS2\n"
+        );
+    }
 
     #[test]
     fn labels_are_tab_separated_regions() {

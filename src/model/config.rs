@@ -149,6 +149,11 @@ pub struct ModelConfig {
     /// spectrum's shape varies, not how loud the frames are.
     #[serde(default)]
     pub relative_bands: bool,
+    /// Heart sounds: four more channels after the front-end, a one-hot of each frame's phase
+    /// (S1, systole, S2, diastole) from the heart-cycle segmentation of its clip
+    /// ([`crate::model::cycle_phases`]); zeros where no cycle is found.
+    #[serde(default)]
+    pub cycle_phases: bool,
 }
 
 fn paper_nlrelu_beta() -> f64 {
@@ -236,6 +241,7 @@ impl ModelConfig {
             nlrelu_beta: paper_nlrelu_beta(),
             active_frames_db: None,
             relative_bands: false,
+            cycle_phases: false,
         };
         config.validate()?;
         Ok(config)
@@ -520,10 +526,11 @@ impl ModelConfig {
         if let Some(db) = self.active_frames_db {
             pooling.push_str(&format!(" over frames within {db} dB of the loudest"));
         }
-        let front = if self.relative_bands {
-            "bands relative to the frame level -> "
-        } else {
-            ""
+        let front = match (self.relative_bands, self.cycle_phases) {
+            (true, true) => "bands relative to the frame level + heart-cycle phases -> ",
+            (true, false) => "bands relative to the frame level -> ",
+            (false, true) => "+ heart-cycle phases -> ",
+            (false, false) => "",
         };
         match &self.context {
             Some(c) => format!(
@@ -548,20 +555,26 @@ impl ModelConfig {
             .map_or_else(|| self.feature_channels(), |c| c.channels)
     }
 
-    /// Channels of the front-end's feature map.
+    /// Channels of the front-end's feature map (with the heart-cycle phases, if any).
     pub fn feature_channels(&self) -> usize {
-        match &self.front_end {
-            // Every block stacks the pooled input channels with its own filters (and, with
-            // relative bands, the frame level of each block).
-            FrontEndConfig::Fir { blocks } => {
-                1 + blocks
-                    .iter()
-                    .map(|b| b.filters + usize::from(self.relative_bands))
-                    .sum::<usize>()
+        let phases = if self.cycle_phases {
+            super::cycle_phases::PHASE_CHANNELS
+        } else {
+            0
+        };
+        phases
+            + match &self.front_end {
+                // Every block stacks the pooled input channels with its own filters (and, with
+                // relative bands, the frame level of each block).
+                FrontEndConfig::Fir { blocks } => {
+                    1 + blocks
+                        .iter()
+                        .map(|b| b.filters + usize::from(self.relative_bands))
+                        .sum::<usize>()
+                }
+                FrontEndConfig::LogMel { n_mels, .. } => *n_mels,
+                FrontEndConfig::Mfcc { n_mfcc, .. } => *n_mfcc,
             }
-            FrontEndConfig::LogMel { n_mels, .. } => *n_mels,
-            FrontEndConfig::Mfcc { n_mfcc, .. } => *n_mfcc,
-        }
     }
 
     /// Shortest input (samples) that yields at least one frame.
@@ -634,6 +647,12 @@ mod tests {
              attention pooling over frames within 30 dB of the loudest"
         );
         assert_eq!(c.feature_channels(), 163);
+        c.cycle_phases = true;
+        assert_eq!(c.feature_channels(), 167, "S1, systole, S2 and diastole");
+        assert!(
+            c.pooling_summary()
+                .starts_with("bands relative to the frame level + heart-cycle phases -> ")
+        );
         c.context.as_mut().unwrap().kernel = 4;
         assert!(c.validate().is_err());
     }

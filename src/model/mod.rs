@@ -5,6 +5,7 @@ pub mod activity;
 pub mod checkpoint;
 pub mod config;
 pub mod context;
+pub mod cycle_phases;
 pub mod ensemble;
 pub mod fir_bank;
 pub mod head;

@@ -12,6 +12,7 @@ use super::activation::{nlrelu_in_place, nlrelu_in_place_with_slope};
 use super::activity::inactive_frames;
 use super::config::{FrontEndConfig, ModelConfig};
 use super::context::TemporalContext;
+use super::cycle_phases::cycle_phase_channels;
 use super::fir_bank::FirBank;
 use super::head::Head;
 use super::pooling::TemporalPooling;
@@ -230,6 +231,19 @@ impl IConNet {
         let standardized = matches!(self.config.front_end, FrontEndConfig::Fir { .. });
         let features = if self.config.normalize_features && !standardized {
             standardize_over_time(features, &valid_frames)
+        } else {
+            features
+        };
+        let features = if self.config.cycle_phases {
+            let phases = cycle_phase_channels(
+                batch,
+                &valid_frames,
+                frames,
+                self.config.front_end_stride(),
+                self.config.sample_rate,
+                &device,
+            );
+            Tensor::cat(vec![features, phases], 1)
         } else {
             features
         };
