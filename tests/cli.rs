@@ -707,6 +707,16 @@ fn predict_places_a_heart_recordings_attention_in_its_cycle() {
         let total: f64 = shares.iter().map(|s| s[key].as_f64().unwrap()).sum();
         assert!((total - 1.0).abs() < 1e-9, "{key}: {total}");
     }
+    let profile = &cycle["attention_over_beat"];
+    let bounds: Vec<f64> = profile["phase_bounds_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+    assert!((bounds[4] - 60.0 / bpm).abs() < 0.1, "an average beat lasts one period: {bounds:?}");
+    assert!(profile["points"].as_array().unwrap().len() > 30);
     let sounds = cycle["sounds"].as_array().unwrap();
     assert!(sounds.len() >= 2 * 35, "35.7 s at {bpm:.0} bpm: {}", sounds.len());
     for pair in sounds.windows(2) {

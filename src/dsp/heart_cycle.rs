@@ -463,6 +463,86 @@ pub struct PhaseShare {
     pub weight_share: f64,
 }
 
+/// A heatmap folded over the beats: its mean over every whole S1, systole, S2 and diastole,
+/// each phase cut into bins of equal fractions of its length and laid out on the recording's
+/// mean phase durations, so the profile reads as one average beat in seconds from S1's onset.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CycleProfile {
+    /// Onset of S1, systole, S2 and diastole and the end of diastole in the average beat,
+    /// seconds.
+    pub phase_bounds_s: [f64; 5],
+    /// `(seconds from S1 onset at the bin's centre, mean weight / mean weight over the beats)`;
+    /// a bin no frame fell in is left out.
+    pub points: Vec<(f64, f64)>,
+    /// Whole S1s averaged (phases cut by the recording's edges are left out).
+    pub beats: usize,
+}
+
+/// Bins per phase of a [`CycleProfile`]: roughly proportional to the phases' usual lengths.
+pub const PROFILE_BINS: [usize; 4] = [6, 10, 5, 20];
+
+/// Folds `values` (weights on frames centred at `times_s`) over the beats of `cycles`; None
+/// when no whole cycle holds a frame with weight.
+pub fn cycle_profile(cycles: &HeartCycles, values: &[f32], times_s: &[f64]) -> Option<CycleProfile> {
+    let spans = cycles.spans();
+    let whole = spans.get(1..spans.len().saturating_sub(1))?;
+    let offsets: Vec<usize> = PROFILE_BINS
+        .iter()
+        .scan(0, |acc, &n| {
+            let start = *acc;
+            *acc += n;
+            Some(start)
+        })
+        .collect();
+    let bins = PROFILE_BINS.iter().sum::<usize>();
+    let (mut sum, mut count) = (vec![0f64; bins], vec![0usize; bins]);
+    let (mut duration, mut spans_of) = ([0f64; 4], [0usize; 4]);
+    let mut frame = 0;
+    for span in whole {
+        let p = span.phase.index();
+        duration[p] += span.end_s - span.start_s;
+        spans_of[p] += 1;
+        while frame < times_s.len() && times_s[frame] < span.start_s {
+            frame += 1;
+        }
+        while frame < times_s.len() && times_s[frame] < span.end_s {
+            let position = (times_s[frame] - span.start_s) / (span.end_s - span.start_s);
+            // Frame centres often fall exactly on a bin's edge (both grids are in 20 ms steps):
+            // the nudge keeps rounding from dropping them into the bin before.
+            let k = (position * PROFILE_BINS[p] as f64 + 1e-9) as usize;
+            let bin = offsets[p] + k.min(PROFILE_BINS[p] - 1);
+            sum[bin] += values[frame].max(0.0) as f64;
+            count[bin] += 1;
+            frame += 1;
+        }
+    }
+    let frames: usize = count.iter().sum();
+    let total: f64 = sum.iter().sum();
+    if frames == 0 || total <= 0.0 || spans_of.contains(&0) {
+        return None;
+    }
+    let mean = total / frames as f64;
+    let mean_duration: [f64; 4] = std::array::from_fn(|p| duration[p] / spans_of[p] as f64);
+    let mut phase_bounds_s = [0f64; 5];
+    for p in 0..4 {
+        phase_bounds_s[p + 1] = phase_bounds_s[p] + mean_duration[p];
+    }
+    let points = (0..4)
+        .flat_map(|p| (0..PROFILE_BINS[p]).map(move |k| (p, k)))
+        .filter(|&(p, k)| count[offsets[p] + k] > 0)
+        .map(|(p, k)| {
+            let bin = offsets[p] + k;
+            let x = phase_bounds_s[p] + (k as f64 + 0.5) / PROFILE_BINS[p] as f64 * mean_duration[p];
+            (x, sum[bin] / count[bin] as f64 / mean)
+        })
+        .collect();
+    Some(CycleProfile {
+        phase_bounds_s,
+        points,
+        beats: spans_of[CyclePhase::S1.index()],
+    })
+}
+
 /// How `values` (non-negative weights on frames centred at `times_s`) divide among the phases,
 /// next to how the frames themselves do. Frames outside the segmentation are left out. Shares
 /// are 0 when no frame has weight.
@@ -507,8 +587,8 @@ pub fn shares_summary(shares: &[PhaseShare; 4]) -> String {
 }
 
 /// The segmentation and the attention's shares as JSON: `{heart_rate_bpm, systolic_interval_s,
-/// regularity, attention_by_phase: [{phase, time_share, weight_share}], sounds: [{phase,
-/// start_s, end_s}]}`, or `{error}`.
+/// regularity, attention_by_phase: [{phase, time_share, weight_share}], attention_over_beat:
+/// CycleProfile or null, sounds: [{phase, start_s, end_s}]}`, or `{error}`.
 pub fn cycles_json(cycles: Result<&HeartCycles, &str>, values: &[f32], times_s: &[f64]) -> serde_json::Value {
     match cycles {
         Ok(c) => serde_json::json!({
@@ -516,6 +596,7 @@ pub fn cycles_json(cycles: Result<&HeartCycles, &str>, values: &[f32], times_s: 
             "systolic_interval_s": c.systolic_interval_s,
             "regularity": c.regularity,
             "attention_by_phase": shares_by_phase(c, values, times_s),
+            "attention_over_beat": cycle_profile(c, values, times_s),
             "sounds": c.sounds(),
         }),
         Err(e) => serde_json::json!({ "error": e }),
@@ -661,6 +742,43 @@ mod tests {
         assert_eq!(d.max(CyclePhase::S1), 10);
         assert_eq!(d.log_p[0][0], f64::NEG_INFINITY);
         assert!(d.log_p[0][1].is_finite());
+    }
+
+    #[test]
+    fn the_profile_averages_each_bin_over_the_whole_beats() {
+        use CyclePhase::*;
+        // 20 ms frames; two whole beats between a cut-off diastole and a cut-off S1:
+        // S1 3 frames, systole 5, S2 2, diastole 10 in the first; 3, 5, 2, 8 in the second.
+        let mut phases = vec![Diastole; 4];
+        for (s1, sys, s2, dia) in [(3, 5, 2, 10), (3, 5, 2, 8)] {
+            phases.extend([vec![S1; s1], vec![Systole; sys], vec![S2; s2], vec![Diastole; dia]].concat());
+        }
+        phases.extend(vec![S1; 2]);
+        let c = HeartCycles {
+            heart_rate_bpm: 60.0,
+            systolic_interval_s: 0.16,
+            regularity: 1.0,
+            frame_s: 0.02,
+            phases,
+        };
+        // Weight 3 on S1 frames, 1 elsewhere; frames centred on the phase frames.
+        let times: Vec<f64> = (0..c.phases.len()).map(|i| (i as f64 + 0.5) * 0.02).collect();
+        let values: Vec<f32> = c.phases.iter().map(|&p| if p == S1 { 3.0 } else { 1.0 }).collect();
+        let profile = cycle_profile(&c, &values, &times).unwrap();
+        assert_eq!(profile.beats, 2);
+        // Mean phase durations 0.06, 0.10, 0.04, 0.18 s.
+        let expected = [0.0, 0.06, 0.16, 0.20, 0.38];
+        for (b, e) in profile.phase_bounds_s.iter().zip(expected) {
+            assert!((b - e).abs() < 1e-12, "{:?}", profile.phase_bounds_s);
+        }
+        // The whole beats hold 38 frames, 6 of them S1 (weight 3): mean weight 50 / 38.
+        let mean = 50.0 / 38.0;
+        let s1: Vec<f64> = profile.points.iter().filter(|p| p.0 < 0.06).map(|p| p.1).collect();
+        assert_eq!(s1.len(), 3, "3-frame S1s fill bins 1, 3 and 5 of 6: {:?}", profile.points);
+        assert!(s1.iter().all(|v| (v - 3.0 / mean).abs() < 1e-12), "{s1:?}");
+        let rest = profile.points.iter().filter(|p| p.0 > 0.06);
+        assert!(rest.clone().all(|p| (p.1 - 1.0 / mean).abs() < 1e-12));
+        assert!(rest.clone().any(|p| p.0 > 0.37) && profile.points.iter().all(|p| p.0 < 0.38));
     }
 
     #[test]

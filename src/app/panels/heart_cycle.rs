@@ -4,7 +4,7 @@
 use eframe::egui::{self, Color32, RichText, Ui};
 
 use crate::app::session::Loaded;
-use crate::dsp::heart_cycle::{CyclePhase, shares_by_phase};
+use crate::dsp::heart_cycle::{CycleProfile, CyclePhase, cycle_profile, shares_by_phase};
 
 /// How the segmentation was made, for the section's hover text.
 const METHOD: &str = "S1 and S2 are the loud sounds of the 25-400 Hz envelope, told apart by \
@@ -62,5 +62,54 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
                 });
                 ui.end_row();
             }
+        });
+    if let Some(profile) = cycle_profile(&view.cycles, &heatmap.values, &heatmap.times_s) {
+        ui.label(
+            RichText::new(format!(
+                "the heatmap over an average beat ({} beats; 1 = its mean)",
+                profile.beats
+            ))
+            .small(),
+        );
+        profile_plot(ui, &profile);
+    }
+}
+
+/// The folded heatmap over one average beat, with the phases marked and named.
+fn profile_plot(ui: &mut Ui, profile: &CycleProfile) {
+    let top = profile.points.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.25;
+    egui_plot::Plot::new("heart-cycle-profile")
+        .height(120.0)
+        .allow_zoom(false)
+        .allow_drag(false)
+        .allow_scroll(false)
+        .allow_boxed_zoom(false)
+        .include_y(0.0)
+        .include_y(top)
+        .x_axis_formatter(|m, _| format!("{:.1} s", m.value))
+        .label_formatter(|hover| {
+            let p = super::hover_point(hover);
+            Some(format!("{:.2} s after S1 onset\n× {:.2} of the mean", p.x, p.y))
+        })
+        .show(ui, |plot| {
+            for (i, phase) in CyclePhase::ALL.into_iter().enumerate() {
+                let (a, b) = (profile.phase_bounds_s[i], profile.phase_bounds_s[i + 1]);
+                plot.vline(egui_plot::VLine::new("phase", a).color(Color32::from_gray(90)).width(1.0));
+                plot.text(
+                    egui_plot::Text::new(
+                        phase.label(),
+                        egui_plot::PlotPoint::new((a + b) / 2.0, 0.92 * top),
+                        RichText::new(phase.label()).small(),
+                    )
+                    .color(phase_colour(phase)),
+                );
+            }
+            plot.hline(egui_plot::HLine::new("mean", 1.0).color(Color32::from_gray(110)).width(1.0));
+            let points: Vec<[f64; 2]> = profile.points.iter().map(|&(x, y)| [x, y]).collect();
+            plot.line(
+                egui_plot::Line::new("heatmap", egui_plot::PlotPoints::new(points))
+                    .color(Color32::from_rgb(255, 200, 90))
+                    .width(2.0),
+            );
         });
 }
