@@ -403,6 +403,29 @@ fn exports_write_the_heatmap_labels_filters_and_probabilities() {
 /// screen, and once the input goes quiet says that the probabilities are held from the last
 /// window with sound.
 #[test]
+fn the_live_window_of_a_heart_model_finds_the_beats_in_its_window() {
+    let member = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/heart.fold1.iconnet");
+    let mut h = common::live_window(&member, &common::shared_data().join("heart/a0013.wav"), false);
+    let start = Instant::now();
+    while h.query_by_label_contains(" bpm, systolic interval").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no heart cycle in the live window"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let recording = h.state().data().recording.clone().unwrap();
+    let cycles = recording.heart_cycles.as_ref().unwrap().as_ref().unwrap();
+    assert!(
+        (55.0..75.0).contains(&cycles.cycles.heart_rate_bpm),
+        "{}",
+        cycles.cycles.summary()
+    );
+    h.get_by_label("of the weight");
+}
+
+#[test]
 fn the_live_window_shows_the_level_and_holds_the_prediction_when_quiet() {
     let dir = tempfile::tempdir().unwrap();
     let speech = iconnet::audio::load(&common::shared_data().join("fsdd/7_george_3.wav")).unwrap();

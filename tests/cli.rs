@@ -715,7 +715,10 @@ fn predict_places_a_heart_recordings_attention_in_its_cycle() {
         .map(|v| v.as_f64().unwrap())
         .collect();
     assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
-    assert!((bounds[4] - 60.0 / bpm).abs() < 0.1, "an average beat lasts one period: {bounds:?}");
+    assert!(
+        (bounds[4] - 60.0 / bpm).abs() < 0.1,
+        "an average beat lasts one period: {bounds:?}"
+    );
     assert!(profile["points"].as_array().unwrap().len() > 30);
     let sounds = cycle["sounds"].as_array().unwrap();
     assert!(sounds.len() >= 2 * 35, "35.7 s at {bpm:.0} bpm: {}", sounds.len());

@@ -751,7 +751,15 @@ mod tests {
         // S1 3 frames, systole 5, S2 2, diastole 10 in the first; 3, 5, 2, 8 in the second.
         let mut phases = vec![Diastole; 4];
         for (s1, sys, s2, dia) in [(3, 5, 2, 10), (3, 5, 2, 8)] {
-            phases.extend([vec![S1; s1], vec![Systole; sys], vec![S2; s2], vec![Diastole; dia]].concat());
+            phases.extend(
+                [
+                    vec![S1; s1],
+                    vec![Systole; sys],
+                    vec![S2; s2],
+                    vec![Diastole; dia],
+                ]
+                .concat(),
+            );
         }
         phases.extend(vec![S1; 2]);
         let c = HeartCycles {
@@ -763,7 +771,11 @@ mod tests {
         };
         // Weight 3 on S1 frames, 1 elsewhere; frames centred on the phase frames.
         let times: Vec<f64> = (0..c.phases.len()).map(|i| (i as f64 + 0.5) * 0.02).collect();
-        let values: Vec<f32> = c.phases.iter().map(|&p| if p == S1 { 3.0 } else { 1.0 }).collect();
+        let values: Vec<f32> = c
+            .phases
+            .iter()
+            .map(|&p| if p == S1 { 3.0 } else { 1.0 })
+            .collect();
         let profile = cycle_profile(&c, &values, &times).unwrap();
         assert_eq!(profile.beats, 2);
         // Mean phase durations 0.06, 0.10, 0.04, 0.18 s.
@@ -773,8 +785,18 @@ mod tests {
         }
         // The whole beats hold 38 frames, 6 of them S1 (weight 3): mean weight 50 / 38.
         let mean = 50.0 / 38.0;
-        let s1: Vec<f64> = profile.points.iter().filter(|p| p.0 < 0.06).map(|p| p.1).collect();
-        assert_eq!(s1.len(), 3, "3-frame S1s fill bins 1, 3 and 5 of 6: {:?}", profile.points);
+        let s1: Vec<f64> = profile
+            .points
+            .iter()
+            .filter(|p| p.0 < 0.06)
+            .map(|p| p.1)
+            .collect();
+        assert_eq!(
+            s1.len(),
+            3,
+            "3-frame S1s fill bins 1, 3 and 5 of 6: {:?}",
+            profile.points
+        );
         assert!(s1.iter().all(|v| (v - 3.0 / mean).abs() < 1e-12), "{s1:?}");
         let rest = profile.points.iter().filter(|p| p.0 > 0.06);
         assert!(rest.clone().all(|p| (p.1 - 1.0 / mean).abs() < 1e-12));

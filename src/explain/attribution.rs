@@ -157,25 +157,26 @@ pub fn explain_ensemble(
     ig_steps: usize,
     mut progress: impl FnMut(f32),
 ) -> Result<Heatmap, String> {
-    if method == HeatmapMethod::GradCam {
-        // One Grad-CAM costs about one forward pass; members side by side use both cores, as
-        // the analysis does. Integrated gradients stay one member at a time: each holds many
-        // scaled copies of the clip and reports progress.
-        use rayon::prelude::*;
-        let maps: Vec<Heatmap> = ensemble
-            .members
-            .par_iter()
-            .map(|m| grad_cam(&m.model, samples, class))
-            .collect::<Result<_, _>>()?;
-        progress(1.0);
-        return average_heatmaps(maps);
+    match method {
+        HeatmapMethod::Attention => return Err("attention comes with the analysis".into()),
+        HeatmapMethod::GradCam => {
+            // One Grad-CAM costs about one forward pass; members side by side use both cores,
+            // as the analysis does. Integrated gradients stay one member at a time: each holds
+            // many scaled copies of the clip and reports progress.
+            use rayon::prelude::*;
+            let maps: Vec<Heatmap> = ensemble
+                .members
+                .par_iter()
+                .map(|m| grad_cam(&m.model, samples, class))
+                .collect::<Result<_, _>>()?;
+            progress(1.0);
+            return average_heatmaps(maps);
+        }
+        HeatmapMethod::IntegratedGradients => {}
     }
     // Input gradients exist only through a learned (FIR) front-end, so integrated gradients
     // of a mixed ensemble come from its FIR members, and the map says so.
-    let explaining: Vec<&IConNet> = ensemble
-        .models()
-        .filter(|m| method != HeatmapMethod::IntegratedGradients || m.has_input_gradient())
-        .collect();
+    let explaining: Vec<&IConNet> = ensemble.models().filter(|m| m.has_input_gradient()).collect();
     if explaining.is_empty() {
         return Err(format!(
             "{} need a learned front-end, and this model's features are fixed log-Mel/MFCC: use Grad-CAM",
@@ -185,13 +186,7 @@ pub fn explain_ensemble(
     let n = explaining.len() as f32;
     let mut maps = Vec::with_capacity(explaining.len());
     for (i, model) in explaining.iter().copied().enumerate() {
-        let map = match method {
-            HeatmapMethod::Attention => return Err("attention comes with the analysis".into()),
-            HeatmapMethod::GradCam => grad_cam(model, samples, class)?,
-            HeatmapMethod::IntegratedGradients => {
-                integrated_gradients(model, samples, class, ig_steps, |f| progress((i as f32 + f) / n))?
-            }
-        };
+        let map = integrated_gradients(model, samples, class, ig_steps, |f| progress((i as f32 + f) / n))?;
         progress((i + 1) as f32 / n);
         maps.push(map);
     }

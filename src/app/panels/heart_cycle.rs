@@ -4,7 +4,7 @@
 use eframe::egui::{self, Color32, RichText, Ui};
 
 use crate::app::session::Loaded;
-use crate::dsp::heart_cycle::{CycleProfile, CyclePhase, cycle_profile, shares_by_phase};
+use crate::dsp::heart_cycle::{CyclePhase, CycleProfile, cycle_profile, shares_by_phase};
 
 /// How the segmentation was made, for the section's hover text.
 const METHOD: &str = "S1 and S2 are the loud sounds of the 25-400 Hz envelope, told apart by \
@@ -94,7 +94,11 @@ fn profile_plot(ui: &mut Ui, profile: &CycleProfile) {
         .show(ui, |plot| {
             for (i, phase) in CyclePhase::ALL.into_iter().enumerate() {
                 let (a, b) = (profile.phase_bounds_s[i], profile.phase_bounds_s[i + 1]);
-                plot.vline(egui_plot::VLine::new("phase", a).color(Color32::from_gray(90)).width(1.0));
+                plot.vline(
+                    egui_plot::VLine::new("phase", a)
+                        .color(Color32::from_gray(90))
+                        .width(1.0),
+                );
                 plot.text(
                     egui_plot::Text::new(
                         phase.label(),
@@ -104,7 +108,11 @@ fn profile_plot(ui: &mut Ui, profile: &CycleProfile) {
                     .color(phase_colour(phase)),
                 );
             }
-            plot.hline(egui_plot::HLine::new("mean", 1.0).color(Color32::from_gray(110)).width(1.0));
+            plot.hline(
+                egui_plot::HLine::new("mean", 1.0)
+                    .color(Color32::from_gray(110))
+                    .width(1.0),
+            );
             let points: Vec<[f64; 2]> = profile.points.iter().map(|&(x, y)| [x, y]).collect();
             plot.line(
                 egui_plot::Line::new("heatmap", egui_plot::PlotPoints::new(points))
