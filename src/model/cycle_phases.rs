@@ -71,7 +71,7 @@ mod tests {
         // 16-sample frames: clip 0 has 500 valid frames, clip 1 (2 s, too short) 125.
         let t = cycle_phase_channels(&batch, &[500, 125], 500, 16, 1000, &Device::flex());
         assert_eq!(t.dims(), [2, 4, 500]);
-        let v: Vec<f32> = t.into_data().to_vec().unwrap();
+        let v: Vec<f32> = t.into_data().try_to_vec().unwrap();
         let at = |b: usize, c: usize, f: usize| v[(b * 4 + c) * 500 + f];
         for f in 0..500 {
             let sum: f32 = (0..4).map(|c| at(0, c, f)).sum();
