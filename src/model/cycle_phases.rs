@@ -47,26 +47,13 @@ pub fn cycle_phase_channels(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// S1 bursts every second from 0.1 s, S2 0.3 s after each, at 1 kHz.
-    fn beats(seconds: usize) -> Vec<f32> {
-        let mut x = vec![0f32; seconds * 1000];
-        for beat in 0..seconds {
-            for (onset, len, hz) in [(100, 120, 60.0), (400, 90, 90.0)] {
-                for k in 0..len {
-                    let i = beat * 1000 + onset + k;
-                    let w = (std::f32::consts::PI * k as f32 / len as f32).sin();
-                    x[i] += w * (2.0 * std::f32::consts::PI * hz * k as f32 / 1000.0).sin();
-                }
-            }
-        }
-        x
-    }
+    use crate::dsp::heart_cycle::tests::synthetic_pcg;
 
     #[test]
     fn one_hot_per_valid_frame_and_zeros_where_no_cycle_is_found() {
-        let long = beats(8);
-        let short = beats(2);
+        // S1 every second from 0.1 s (120 ms), S2 0.3 s after each onset (90 ms).
+        let long = synthetic_pcg(8.0, 1.0, 0.3, 1.0, 0.7);
+        let short = synthetic_pcg(2.0, 1.0, 0.3, 1.0, 0.7);
         let batch = AudioBatch::from_clips(&[&long, &short], 0);
         // 16-sample frames: clip 0 has 500 valid frames, clip 1 (2 s, too short) 125.
         let t = cycle_phase_channels(&batch, &[500, 125], 500, 16, 1000, &Device::flex());
