@@ -21,6 +21,9 @@ pub const FRAME_RATE_HZ: f64 = 50.0;
 const PERIOD_RANGE_S: (f64, f64) = (0.4, 2.0);
 /// Shortest systolic interval searched (S1 onset to S2 onset), seconds.
 const MIN_SYSTOLIC_INTERVAL_S: f64 = 0.2;
+/// Longest systolic interval searched, seconds: S1 to S2 lasts about 0.3-0.45 s whatever the
+/// rate, so a longer lag between loud sounds is not systole.
+const MAX_SYSTOLIC_INTERVAL_S: f64 = 0.5;
 /// Band whose envelope carries S1 and S2, Hz.
 const BAND_HZ: (f64, f64) = (25.0, 400.0);
 /// Lowest sample rate segmented (the band then stops at its Nyquist frequency).
@@ -33,8 +36,10 @@ const SUBMULTIPLE_FRACTION: f64 = 0.8;
 /// Least autocorrelation of the envelope at one period for the rhythm to count as found.
 pub const MIN_REGULARITY: f64 = 0.1;
 /// Regularity below which the summary asks the user to check the markers: 46 of the kit's 399
-/// segmented records fall below it, among them 7 of the 18 with a rate outside 40-120 bpm.
+/// segmented records fall below it.
 const WEAK_REGULARITY: f64 = 0.3;
+/// Rates outside which the summary asks the user to check the markers, beats per minute.
+const USUAL_RATE_BPM: (f64, f64) = (40.0, 140.0);
 /// Shortest recording segmented, seconds (at least two periods at 30 beats per minute).
 pub const MIN_DURATION_S: f64 = 4.0;
 
@@ -135,6 +140,8 @@ impl HeartCycles {
         let beats = self.spans().iter().filter(|s| s.phase == CyclePhase::S1).count();
         let caution = if self.regularity < WEAK_REGULARITY {
             " (weak rhythm: check the S1/S2 markers)"
+        } else if !(USUAL_RATE_BPM.0..=USUAL_RATE_BPM.1).contains(&self.heart_rate_bpm) {
+            " (unusual rate, perhaps a doubled or halved period: check the S1/S2 markers)"
         } else {
             ""
         };
@@ -174,7 +181,9 @@ pub fn segment_heart_cycles(samples: &[f32], sample_rate: u32) -> Result<HeartCy
             "no regular heart rhythm in the 25-400 Hz envelope (autocorrelation {regularity:.2} at the best period, below {MIN_REGULARITY})"
         ));
     }
-    let systole_hi = (period / 2).max(seconds_to_frames(MIN_SYSTOLIC_INTERVAL_S));
+    let systole_hi = (period / 2)
+        .min(seconds_to_frames(MAX_SYSTOLIC_INTERVAL_S))
+        .max(seconds_to_frames(MIN_SYSTOLIC_INTERVAL_S));
     let systole_lo = seconds_to_frames(MIN_SYSTOLIC_INTERVAL_S);
     let systolic = highest_peak_in(&autocorrelation, systole_lo, systole_hi)
         .unwrap_or_else(|| argmax_in(&autocorrelation, systole_lo, systole_hi));
