@@ -619,7 +619,13 @@ pub(crate) mod tests {
     /// A synthetic phonocardiogram at 1 kHz: S1 (60 Hz, 120 ms) every `period_s` from 0.1 s,
     /// S2 (90 Hz, 90 ms) `systolic_s` after each S1 onset, Hann-shaped, over white noise
     /// 34 dB below S1.
-    pub(crate) fn synthetic_pcg(seconds: f64, period_s: f64, systolic_s: f64, s1_amp: f32, s2_amp: f32) -> Vec<f32> {
+    pub(crate) fn synthetic_pcg(
+        seconds: f64,
+        period_s: f64,
+        systolic_s: f64,
+        s1_amp: f32,
+        s2_amp: f32,
+    ) -> Vec<f32> {
         let rate = 1000.0;
         let n = (seconds * rate) as usize;
         let mut state = 12345u64;
