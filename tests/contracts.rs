@@ -36,6 +36,12 @@ fn forward_shapes_for_every_architecture() {
                 assert!(m.blocks.is_empty(), "{arch}: FIR model without band energies");
             }
             assert!(out.tape.is_empty(), "{arch}: inference recorded a tape");
+            // Without band energies, the same prediction and weights.
+            let lean = m.forward_without_band_energy(&batch);
+            assert!(lean.band_energy.is_none(), "{arch}");
+            let values = |t: burn::tensor::Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().unwrap() };
+            assert_eq!(values(lean.logits), values(out.logits), "{arch}");
+            assert_eq!(values(lean.attention), values(out.attention), "{arch}");
         }
     }
 }

@@ -176,23 +176,32 @@ impl IConNet {
     /// Forward pass. On an autodiff device the returned tape lets [`Self::backward`] reach the
     /// filter parameters.
     pub fn forward(&self, batch: &AudioBatch) -> Forward {
-        self.forward_with_leaf(batch, Leaf::None).0
+        self.forward_with_leaf(batch, Leaf::None, true).0
+    }
+
+    /// [`Self::forward`] without the first block's band energies (`band_energy` is None): they
+    /// are the largest thing a forward pass makes (128 values per millisecond of 8 kHz input),
+    /// and an ensemble shows one member's.
+    pub fn forward_without_band_energy(&self, batch: &AudioBatch) -> Forward {
+        self.forward_with_leaf(batch, Leaf::None, false).0
     }
 
     /// Forward pass that also keeps what the pooling read ([`PoolingInput`]), so that
     /// [`Self::grad_cam_from`] can explain any class later without the front-end. Nothing is
     /// tracked, on any device.
     pub fn forward_keeping_pooling_input(&self, batch: &AudioBatch) -> (Forward, PoolingInput) {
-        let (forward, _, kept) = self.forward_with_leaf(batch, Leaf::KeepPoolingInput);
+        let (forward, _, kept) = self.forward_with_leaf(batch, Leaf::KeepPoolingInput, true);
         (forward, kept.expect("the pooling input is kept when asked"))
     }
 
     /// Forward pass that also returns a gradient leaf, the input `[batch, 1, time]` (a detached
-    /// copy on the model's device), or keeps the pooling input.
+    /// copy on the model's device), or keeps the pooling input; with the first block's band
+    /// energies if `band_energy`.
     fn forward_with_leaf(
         &self,
         batch: &AudioBatch,
         leaf: Leaf,
+        band_energy: bool,
     ) -> (Forward, Option<Tensor<3>>, Option<PoolingInput>) {
         let device = self.device();
         // Grad-CAM starts at a copy of the pooling input: nothing before it needs a tape, so
@@ -201,7 +210,8 @@ impl IConNet {
         let mut leaf_tensor = None;
         let (features, band_energy, tape) = match &self.config.front_end {
             FrontEndConfig::Fir { .. } => {
-                let (f, e, tape, input) = self.fir_features(batch, &device, track, leaf == Leaf::Input);
+                let (f, e, tape, input) =
+                    self.fir_features(batch, &device, track, leaf == Leaf::Input, band_energy);
                 leaf_tensor = input;
                 (f, e, tape)
             }
@@ -364,7 +374,7 @@ impl IConNet {
                     .into(),
             );
         }
-        let (out, leaf, _) = self.forward_with_leaf(batch, Leaf::Input);
+        let (out, leaf, _) = self.forward_with_leaf(batch, Leaf::Input, true);
         let leaf = leaf.expect("input leaf on an autodiff device");
         let grads = class_score(out.logits, class).backward();
         let pending = out.tape.iter().map(|e| e.pooled.grad(&grads)).collect();
@@ -384,6 +394,7 @@ impl IConNet {
         device: &Device,
         track: bool,
         input_leaf: bool,
+        band_energy: bool,
     ) -> (Tensor<3>, Option<Tensor<3>>, Vec<TapeEntry>, Option<Tensor<3>>) {
         let (b, mut time) = (batch.batch, batch.time);
         let mut input = Tensor::<3>::from_data(TensorData::new(batch.samples.clone(), [b, 1, time]), device);
@@ -466,7 +477,7 @@ impl IConNet {
             } else {
                 stacked.push(pooled.clone());
             }
-            if i == 0 {
+            if i == 0 && band_energy {
                 first_energy = Some(Tensor::<3>::from_data(
                     TensorData::new(features.clone(), [b, bank.filters, time]),
                     device,
