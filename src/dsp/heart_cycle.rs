@@ -251,12 +251,12 @@ fn standardised_envelope(samples: &[f32], rate: f64) -> Vec<f64> {
     let analytic_magnitude = band_analytic_magnitude(samples, rate);
     let per_frame = (rate / FRAME_RATE_HZ).round().max(1.0) as usize;
     let frames = samples.len().div_ceil(per_frame);
-    // The mean of the log over a 20 ms frame, then a 3-frame moving average: together a
-    // low-pass whose first null is near 17 Hz, close to the 8 Hz low-pass of the homomorphic
-    // envelope and fine enough for sounds of 90-120 ms.
     // The floor keeps stretches where the stethoscope lost contact (near-silence, whose log
     // plunges) from outweighing the beats in the envelope's variance.
     let floor = ENVELOPE_FLOOR * percentile(&analytic_magnitude, 0.95) + f64::MIN_POSITIVE;
+    // The mean of the log over a 20 ms frame, then a 3-frame moving average: together a
+    // low-pass whose first null is near 17 Hz, close to the 8 Hz low-pass of the homomorphic
+    // envelope and fine enough for sounds of 90-120 ms.
     let log_frames: Vec<f64> = (0..frames)
         .map(|f| {
             let chunk = &analytic_magnitude[f * per_frame..((f + 1) * per_frame).min(samples.len())];

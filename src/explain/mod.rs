@@ -291,8 +291,9 @@ const SIDE_BY_SIDE_MAX_S: f64 = 120.0;
 /// members run side by side: one member's pass leaves a core idle for part of its time (the
 /// context layers, pooling and head are small products), and on the bundled heart ensemble
 /// this took 30 s of a0013 from 100 to 79 ms on 2 cores. Past [`SIDE_BY_SIDE_MAX_S`] they run
-/// one at a time: an M13 member at 8 kHz holds ~2 GB over 11 minutes, and two at once took the
-/// digits ensemble to 3.7 GB against 2.5 GB one at a time, for 79 against 84 s.
+/// one at a time: an M13 member at 8 kHz held ~2 GB over 11 minutes (1.1 GB since its second
+/// block takes its segments in groups), and two at once took the digits ensemble to 3.7 GB
+/// against 2.5 GB one at a time, for 79 against 84 s.
 pub fn analyse_ensemble(ensemble: &Ensemble, samples: &[f32]) -> Result<Analysis, String> {
     use rayon::prelude::*;
     let keeper = band_energy_member(ensemble);
