@@ -527,9 +527,9 @@ impl ModelConfig {
             pooling.push_str(&format!(" over frames within {db} dB of the loudest"));
         }
         let front = match (self.relative_bands, self.cycle_phases) {
-            (true, true) => "bands relative to the frame level + heart-cycle phases -> ",
+            (true, true) => "bands relative to the frame level, with heart-cycle phases -> ",
             (true, false) => "bands relative to the frame level -> ",
-            (false, true) => "+ heart-cycle phases -> ",
+            (false, true) => "with heart-cycle phases -> ",
             (false, false) => "",
         };
         match &self.context {
@@ -651,7 +651,7 @@ mod tests {
         assert_eq!(c.feature_channels(), 167, "S1, systole, S2 and diastole");
         assert!(
             c.pooling_summary()
-                .starts_with("bands relative to the frame level + heart-cycle phases -> ")
+                .starts_with("bands relative to the frame level, with heart-cycle phases -> ")
         );
         c.context.as_mut().unwrap().kernel = 4;
         assert!(c.validate().is_err());
