@@ -164,9 +164,17 @@ pub fn render_views(base: &Loaded, heatmaps: &[Arc<Heatmap>], out: &Path) -> Res
     let path = out.join("filters.png");
     render(egui::vec2(1400.0, 640.0), &path, |ui| panel.ui(ui, &mut v, base))?;
     files.push(path);
+    // The prediction with the first heatmap (the attention), so that a heart recording's panel
+    // shows where in the cycle it fell; that section needs the taller image.
+    let with_attention = Loaded {
+        heatmap: heatmaps.first().cloned(),
+        ..base.clone()
+    };
+    let heart = base.recording.as_ref().is_some_and(|r| r.heart_cycles.is_some());
     let path = out.join("prediction.png");
-    render(egui::vec2(420.0, 360.0), &path, |ui| {
-        super::panels::prediction::ui(ui, base)
+    let height = if heart { 560.0 } else { 360.0 };
+    render(egui::vec2(420.0, height), &path, |ui| {
+        super::panels::prediction::ui(ui, &with_attention)
     })?;
     files.push(path);
     Ok(files)
