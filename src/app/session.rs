@@ -122,12 +122,15 @@ pub struct RecordingView {
     pub heart_cycles: Option<Result<Arc<HeartCycleView>, String>>,
 }
 
-/// The heart-cycle segmentation of a recording, with its S1 and S2 spans ready to draw.
+/// The heart-cycle segmentation of a recording, with its S1 and S2 spans and its one-line
+/// summary ready to draw.
 #[derive(Clone, Debug)]
 pub struct HeartCycleView {
     pub cycles: HeartCycles,
     /// S1 and S2 spans in time order.
     pub sounds: Vec<PhaseSpan>,
+    /// [`HeartCycles::summary`].
+    pub summary: String,
 }
 
 impl HeartCycleView {
@@ -140,7 +143,12 @@ impl HeartCycleView {
         heart_model.then(|| {
             heart_cycle::segment_heart_cycles(samples, rate).map(|cycles| {
                 let sounds = cycles.sounds();
-                Arc::new(HeartCycleView { cycles, sounds })
+                let summary = cycles.summary();
+                Arc::new(HeartCycleView {
+                    cycles,
+                    sounds,
+                    summary,
+                })
             })
         })
     }

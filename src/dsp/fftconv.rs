@@ -249,17 +249,7 @@ pub fn band_energy_forward(
         match &channel_sums {
             Some(sums) => {
                 let (b, h) = (first_row / filters, first_row % filters);
-                let segs = plan.segments;
-                let mut spectra = vec![Complex32::default(); segs * f];
-                sums.scatter_cols(h, b * segs..(b + 1) * segs, &mut spectra);
-                let mut y = vec![0f32; plan.n];
-                let mut scratch = vec![Complex32::default(); plan.scratch_len()];
-                for (s, acc) in spectra.chunks_exact_mut(f).enumerate() {
-                    plan.inverse(acc, &mut y, &mut scratch);
-                    let start = s * plan.seg;
-                    let end = (start + plan.seg).min(time);
-                    y_rows[start..end].copy_from_slice(&y[..end - start]);
-                }
+                inverse_channel_sums(sums, h, b, 0..plan.segments, &plan, &mut y_rows);
             }
             None => {
                 let product = |row: usize, s: usize| {
@@ -325,6 +315,31 @@ pub fn band_energy_forward(
     (energy, saved)
 }
 
+/// Band `band` of clip `clip` over the overlap-save segments `segments`, written into `y_row`
+/// (the band's whole output row): the segments' channel sums come from `sums`, whose columns
+/// are `clip * segments.len() ..` (one per segment of those held), each through one inverse
+/// FFT, its `L` outputs copied into place.
+fn inverse_channel_sums(
+    sums: &BinMajor,
+    band: usize,
+    clip: usize,
+    segments: std::ops::Range<usize>,
+    plan: &Plan,
+    y_row: &mut [f32],
+) {
+    let (f, count, time) = (plan.bins(), segments.len(), y_row.len());
+    let mut spectra = vec![Complex32::default(); count * f];
+    sums.scatter_cols(band, clip * count..(clip + 1) * count, &mut spectra);
+    let mut out = vec![0f32; plan.n];
+    let mut scratch = vec![Complex32::default(); plan.scratch_len()];
+    for (s, acc) in segments.zip(spectra.chunks_exact_mut(f)) {
+        plan.inverse(acc, &mut out, &mut scratch);
+        let start = s * plan.seg;
+        let end = (start + plan.seg).min(time);
+        y_row[start..end].copy_from_slice(&out[..end - start]);
+    }
+}
+
 /// Input spectra held at once by [`multichannel_energy_in_groups`], bytes (their bin-major copy
 /// and the channel sums come on top).
 const GROUP_SPECTRA_BYTES: usize = 32 << 20;
@@ -361,7 +376,7 @@ fn multichannel_energy_in_groups(
     for first in (0..segs).step_by(group) {
         let range = first..(first + group).min(segs);
         let g = range.len();
-        let x_spec = input_spectra_of(x, shape, plan, range);
+        let x_spec = input_spectra_of(x, shape, plan, range.clone());
         let x_bins = BinMajor::gather(&x_spec, f, c_in, batch * g, |c, col| {
             ((col / g * c_in + c) * g + col % g) * f
         });
@@ -372,16 +387,7 @@ fn multichannel_energy_in_groups(
             .enumerate()
             .for_each(|(row, y_row)| {
                 let (b, h) = (row / filters, row % filters);
-                let mut spectra = vec![Complex32::default(); g * f];
-                sums.scatter_cols(h, b * g..(b + 1) * g, &mut spectra);
-                let mut out = vec![0f32; plan.n];
-                let mut scratch = vec![Complex32::default(); plan.scratch_len()];
-                for (j, acc) in spectra.chunks_exact_mut(f).enumerate() {
-                    plan.inverse(acc, &mut out, &mut scratch);
-                    let start = (first + j) * plan.seg;
-                    let end = (start + plan.seg).min(time);
-                    y_row[start..end].copy_from_slice(&out[..end - start]);
-                }
+                inverse_channel_sums(&sums, h, b, range.clone(), plan, y_row);
             });
     }
     let t_out = shape.out_time();

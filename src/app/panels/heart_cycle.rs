@@ -3,8 +3,11 @@
 
 use eframe::egui::{self, Color32, RichText, Ui};
 
-use crate::app::session::Loaded;
-use crate::dsp::heart_cycle::{CyclePhase, CycleProfile, cycle_profile, shares_by_phase};
+use std::sync::{Arc, Weak};
+
+use crate::app::session::{HeartCycleView, Loaded};
+use crate::dsp::heart_cycle::{CyclePhase, CycleProfile, PhaseShare, cycle_profile, shares_by_phase};
+use crate::explain::attribution::Heatmap;
 
 /// How the segmentation was made, for the section's hover text.
 const METHOD: &str = "S1 and S2 are the loud sounds of the 25-400 Hz envelope, told apart by \
@@ -35,11 +38,11 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
             return;
         }
     };
-    ui.label(view.cycles.summary());
+    ui.label(&view.summary);
     let Some(heatmap) = &data.heatmap else {
         return;
     };
-    let shares = shares_by_phase(&view.cycles, &heatmap.values, &heatmap.times_s);
+    let reading = reading(ui, view, heatmap);
     ui.label(RichText::new(format!("share of the heatmap: {}", heatmap.title())).small());
     egui::Grid::new("heart-cycle-shares")
         .num_columns(4)
@@ -51,7 +54,7 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
             ui.label(RichText::new("ratio").small())
                 .on_hover_text("weight share / time share: above 1, the heatmap favours this phase");
             ui.end_row();
-            for s in shares {
+            for s in reading.shares {
                 ui.label(RichText::new(s.phase.label()).color(phase_colour(s.phase)));
                 ui.label(format!("{:.0} %", 100.0 * s.time_share));
                 ui.label(format!("{:.0} %", 100.0 * s.weight_share));
@@ -63,7 +66,7 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
                 ui.end_row();
             }
         });
-    if let Some(profile) = cycle_profile(&view.cycles, &heatmap.values, &heatmap.times_s) {
+    if let Some(profile) = &reading.profile {
         ui.label(
             RichText::new(format!(
                 "the heatmap over an average beat ({} beats; 1 = its mean)",
@@ -71,8 +74,37 @@ pub fn ui(ui: &mut Ui, data: &Loaded) {
             ))
             .small(),
         );
-        profile_plot(ui, &profile);
+        profile_plot(ui, profile);
     }
+}
+
+/// How one heatmap falls in one segmentation: the phases' shares and the average beat.
+struct Reading {
+    shares: [PhaseShare; 4],
+    profile: Option<CycleProfile>,
+}
+
+/// The [`Reading`] of `heatmap` in `view`, computed once per pair and then kept in egui's
+/// memory rather than on every UI frame: both walk every heatmap frame and every phase of the
+/// recording (37 k and 30 k for ten minutes). The key holds weak pointers, so a freed heatmap's
+/// address cannot be mistaken for a new one's.
+fn reading(ui: &Ui, view: &Arc<HeartCycleView>, heatmap: &Arc<Heatmap>) -> Arc<Reading> {
+    type Cached = (Weak<HeartCycleView>, Weak<Heatmap>, Arc<Reading>);
+    let id = egui::Id::unique("heart-cycle-reading");
+    let cached = ui.ctx().data(|d| d.get_temp::<Cached>(id));
+    if let Some((v, h, reading)) = cached
+        && v.ptr_eq(&Arc::downgrade(view))
+        && h.ptr_eq(&Arc::downgrade(heatmap))
+    {
+        return reading;
+    }
+    let reading = Arc::new(Reading {
+        shares: shares_by_phase(&view.cycles, &heatmap.values, &heatmap.times_s),
+        profile: cycle_profile(&view.cycles, &heatmap.values, &heatmap.times_s),
+    });
+    let entry: Cached = (Arc::downgrade(view), Arc::downgrade(heatmap), reading.clone());
+    ui.ctx().data_mut(|d| d.insert_temp(id, entry));
+    reading
 }
 
 /// The folded heatmap over one average beat, with the phases marked and named.
