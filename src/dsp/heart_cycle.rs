@@ -253,7 +253,7 @@ fn standardised_envelope(samples: &[f32], rate: f64) -> Vec<f64> {
     let frames = samples.len().div_ceil(per_frame);
     // The floor keeps stretches where the stethoscope lost contact (near-silence, whose log
     // plunges) from outweighing the beats in the envelope's variance.
-    let floor = ENVELOPE_FLOOR * percentile(&analytic_magnitude, 0.95) + f64::MIN_POSITIVE;
+    let floor = ENVELOPE_FLOOR * quantile(analytic_magnitude.clone(), 0.95) + f64::MIN_POSITIVE;
     // The mean of the log over a 20 ms frame, then a 3-frame moving average: together a
     // low-pass whose first null is near 17 Hz, close to the 8 Hz low-pass of the homomorphic
     // envelope and fine enough for sounds of 90-120 ms.
@@ -269,27 +269,17 @@ fn standardised_envelope(samples: &[f32], rate: f64) -> Vec<f64> {
             log_frames[a..b].iter().sum::<f64>() / (b - a) as f64
         })
         .collect();
-    let median = median(&smoothed);
+    let median = quantile(smoothed.clone(), 0.5);
     let deviations: Vec<f64> = smoothed.iter().map(|v| (v - median).abs()).collect();
-    let scale = 1.4826 * median_of(deviations) + 1e-9;
+    let scale = 1.4826 * quantile(deviations, 0.5) + 1e-9;
     smoothed.iter().map(|v| (v - median) / scale).collect()
 }
 
-fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    let k = ((v.len() - 1) as f64 * q).round() as usize;
-    let (_, x, _) = v.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+/// The value at rank `round((n - 1) q)` of `values` (for `q = 0.5`, rank `n / 2`: the median).
+fn quantile(mut values: Vec<f64>, q: f64) -> f64 {
+    let k = ((values.len() - 1) as f64 * q).round() as usize;
+    let (_, x, _) = values.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
     *x
-}
-
-fn median(values: &[f64]) -> f64 {
-    median_of(values.to_vec())
-}
-
-fn median_of(mut values: Vec<f64>) -> f64 {
-    let mid = values.len() / 2;
-    let (_, m, _) = values.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-    *m
 }
 
 /// `|analytic signal|` of `samples` band-passed to [`BAND_HZ`]: one real FFT, the band's
